@@ -1,0 +1,1 @@
+"""Sensors of the MDE Live Response provider."""

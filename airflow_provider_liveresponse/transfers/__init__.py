@@ -1,0 +1,1 @@
+"""Transfers of the MDE Live Response provider."""

@@ -1,0 +1,1 @@
+"""Triggers of the MDE Live Response provider."""
