@@ -1,0 +1,219 @@
+"""Reads and validates an ``mde_live_response`` Airflow connection into the settings the hooks use."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_liveresponse.constants import CLOUDS, DEFAULT_CLOUD
+from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+_TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,252}$")
+_THUMBPRINT = re.compile(r"^[0-9A-Fa-f]{40}$")
+
+#: Connection extra fields this provider understands; the form metadata and the docs list the same names.
+EXTRA_FIELDS = (
+    "tenant_id",
+    "cloud",
+    "api_url",
+    "authority_url",
+    "scope",
+    "certificate_path",
+    "certificate_pem",
+    "certificate_thumbprint",
+    "ca_bundle",
+)
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Everything needed to authenticate and reach MDE, validated, from one Airflow connection."""
+
+    conn_id: str
+    client_id: str
+    tenant_id: str
+    cloud: str
+    api_url: str
+    authority: str
+    scope: str
+    custom_authority: bool
+    client_secret: str | None = field(default=None, repr=False)
+    certificate_pem: str | None = field(default=None, repr=False)
+    certificate_thumbprint: str | None = None
+    ca_bundle: str | None = None
+
+    @property
+    def verify(self) -> str | bool:
+        """The ``verify`` argument for every request: the connection's CA file, or the system store."""
+        return self.ca_bundle or True
+
+    @property
+    def uses_certificate(self) -> bool:
+        """Whether the app authenticates with a certificate rather than a client secret."""
+        return self.certificate_pem is not None
+
+    def fingerprint(self) -> tuple[str, ...]:
+        """A key that identifies the identity (for sharing one token cache per process)."""
+        import hashlib
+
+        secret = self.client_secret or self.certificate_pem or ""
+        return (
+            self.authority,
+            self.client_id,
+            self.scope,
+            hashlib.sha256(secret.encode()).hexdigest(),
+            str(self.ca_bundle),
+        )
+
+    @classmethod
+    def from_connection(cls, conn: Any) -> ConnectionSettings:
+        """Validate ``conn`` (an Airflow Connection); every error names the field and the fix."""
+        conn_id = getattr(conn, "conn_id", None) or "<unnamed>"
+        extra: Mapping[str, Any] = conn.extra_dejson or {}
+        where = f"Connection {conn_id!r}"
+
+        client_id = (conn.login or "").strip()
+        if not client_id:
+            raise LiveResponseConfigError(
+                f"{where}: login is empty. Set it to the application (client) id of the Entra app "
+                "registration that has the WindowsDefenderATP permissions."
+            )
+
+        tenant_id = str(extra.get("tenant_id") or "").strip()
+        if not tenant_id:
+            raise LiveResponseConfigError(
+                f"{where}: extra field tenant_id is missing. Set it to the directory (tenant) id, "
+                "a GUID shown on the app registration's overview page."
+            )
+        if not _TENANT.match(tenant_id):
+            raise LiveResponseConfigError(
+                f"{where}: extra field tenant_id {tenant_id!r} is not a tenant id or domain: use the GUID "
+                "from the app registration's overview page (or the tenant's *.onmicrosoft.com domain)."
+            )
+
+        cloud = str(extra.get("cloud") or DEFAULT_CLOUD).strip().lower().replace("-", "_").replace(" ", "_")
+        if cloud not in CLOUDS:
+            raise LiveResponseConfigError(
+                f"{where}: extra field cloud {extra.get('cloud')!r} is unknown; use one of "
+                f"{', '.join(CLOUDS)} (default {DEFAULT_CLOUD})."
+            )
+        endpoints = CLOUDS[cloud]
+
+        api_url = _url(where, "api_url", extra.get("api_url")) or _host_url(conn) or endpoints.api_url
+        authority_override = _url(where, "authority_url", extra.get("authority_url"))
+        authority_host = authority_override or endpoints.authority_host
+        scope = str(extra.get("scope") or endpoints.scope).strip()
+        if not scope.endswith("/.default"):
+            raise LiveResponseConfigError(
+                f"{where}: extra field scope {scope!r} must end with '/.default' (client-credentials flow), "
+                f"for example {endpoints.scope!r}."
+            )
+
+        secret = conn.password or None
+        cert_path = str(extra.get("certificate_path") or "").strip() or None
+        cert_pem = str(extra.get("certificate_pem") or "").strip() or None
+        thumbprint = str(extra.get("certificate_thumbprint") or "").replace(":", "").replace(" ", "") or None
+        if cert_path and cert_pem:
+            raise LiveResponseConfigError(
+                f"{where}: both certificate_path and certificate_pem are set; keep one of them."
+            )
+        if (cert_path or cert_pem) and secret:
+            raise LiveResponseConfigError(
+                f"{where}: both a password (client secret) and a certificate are set; clear the password to "
+                "authenticate with the certificate, or remove certificate_path / certificate_pem."
+            )
+        if cert_path:
+            path = Path(cert_path).expanduser()
+            try:
+                cert_pem = path.read_text()
+            except OSError as exc:
+                raise LiveResponseConfigError(
+                    f"{where}: extra field certificate_path {cert_path!r} cannot be read ({exc.strerror}); "
+                    "point it at a PEM file holding the private key (and certificate) readable by the worker."
+                ) from None
+        if cert_pem is not None:
+            if "PRIVATE KEY-----" not in cert_pem:
+                raise LiveResponseConfigError(
+                    f"{where}: the certificate (certificate_path or certificate_pem) holds no PEM private key; "
+                    "give the PEM with '-----BEGIN PRIVATE KEY-----' and the certificate."
+                )
+            thumbprint = thumbprint or _thumbprint_from_pem(cert_pem)
+            if not thumbprint:
+                raise LiveResponseConfigError(
+                    f"{where}: extra field certificate_thumbprint is missing and the PEM holds no certificate "
+                    "to compute it from; set it to the SHA-1 thumbprint shown on the app's 'Certificates & "
+                    "secrets' page."
+                )
+            if not _THUMBPRINT.match(thumbprint):
+                raise LiveResponseConfigError(
+                    f"{where}: extra field certificate_thumbprint {thumbprint!r} is not a SHA-1 thumbprint "
+                    "(40 hex characters, as shown on the app's 'Certificates & secrets' page)."
+                )
+        elif not secret:
+            raise LiveResponseConfigError(
+                f"{where}: no credential. Set the password to the app's client secret, or set the extra fields "
+                "certificate_path (or certificate_pem) and certificate_thumbprint for certificate auth."
+            )
+
+        ca_bundle = str(extra.get("ca_bundle") or "").strip() or None
+        if ca_bundle is not None and not Path(ca_bundle).expanduser().is_file():
+            raise LiveResponseConfigError(
+                f"{where}: extra field ca_bundle {ca_bundle!r} is not a readable file; point it at a PEM file "
+                "of the CA certificates to trust, or remove it to use the system's store."
+            )
+        return cls(
+            conn_id=conn_id,
+            client_id=client_id,
+            tenant_id=tenant_id,
+            cloud=cloud,
+            api_url=api_url.rstrip("/"),
+            authority=f"{authority_host.rstrip('/')}/{tenant_id}",
+            scope=scope,
+            custom_authority=authority_override is not None,
+            client_secret=None if cert_pem else secret,
+            certificate_pem=cert_pem,
+            certificate_thumbprint=thumbprint.upper() if thumbprint else None,
+            ca_bundle=str(Path(ca_bundle).expanduser()) if ca_bundle else None,
+        )
+
+
+def _url(where: str, name: str, value: Any) -> str | None:
+    text = str(value or "").strip()
+    if not text:
+        return None
+    parts = urlsplit(text)
+    if parts.scheme != "https" or not parts.netloc:
+        raise LiveResponseConfigError(
+            f"{where}: extra field {name} {text!r} must be an https:// URL such as "
+            f"'https://api.security.microsoft.com' (TLS is always verified)."
+        )
+    return text.rstrip("/")
+
+
+def _host_url(conn: Any) -> str | None:
+    host = (getattr(conn, "host", None) or "").strip()
+    if not host:
+        return None
+    if "://" not in host:
+        host = f"https://{host}"
+    port = getattr(conn, "port", None)
+    if port and urlsplit(host).port is None:
+        host = f"{host}:{port}"
+    return _url("Connection", "host", host)
+
+
+def _thumbprint_from_pem(pem: str) -> str | None:
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        return None
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    start = pem.index("-----BEGIN CERTIFICATE-----")
+    cert = x509.load_pem_x509_certificate(pem[start:].encode())
+    return cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Entra's thumbprint is SHA-1

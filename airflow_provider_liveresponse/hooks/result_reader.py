@@ -1,0 +1,264 @@
+"""A streaming reader of one live-response result blob that survives expired links and broken connections.
+
+The blob host is Azure Blob storage behind a 30-minute SAS link. The reader asks for a fresh link when the
+one it has is refused (403), resumes with ``Range`` from the last byte it delivered after a cut, computes
+MD5 and SHA-256 while streaming, and at the end checks ``Content-Length`` and ``Content-MD5``. It never
+sends the MDE token to the blob host.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+import requests
+from urllib3.exceptions import HTTPError as Urllib3HTTPError
+
+from airflow_provider_liveresponse.exceptions import LiveResponseApiError, ResultIntegrityError
+from airflow_provider_liveresponse.secrets import redact_url
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
+
+_STREAM_ERRORS = (requests.ConnectionError, requests.Timeout, Urllib3HTTPError, OSError)
+
+
+class ResultReader(io.RawIOBase):
+    """A read-only binary stream of one command's result blob (bytes as served: GetFile results are gzip).
+
+    ``sha256``, ``md5``, ``size``, ``file_name`` and the counters describe the transfer; the integrity check
+    runs when the last byte has been read.
+    """
+
+    def __init__(
+        self,
+        link_factory: Callable[[], str],
+        session: requests.Session,
+        *,
+        action_id: str,
+        index: int,
+        timeout: float | tuple[float, float] = (10.0, 120.0),
+        max_resumes: int = 8,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        self._link_factory = link_factory
+        self._session = session
+        self._timeout = timeout
+        self._max_resumes = max_resumes
+        self._sleep = sleep
+        self.action_id = action_id
+        self.index = index
+        self._link: str | None = None
+        self._response: requests.Response | None = None
+        self._md5 = hashlib.md5()  # noqa: S324 - Content-MD5 is MD5 by definition
+        self._sha256 = hashlib.sha256()
+        self.bytes_read = 0
+        self.size: int | None = None
+        self.content_md5: str | None = None
+        self.content_type: str | None = None
+        self.file_name: str | None = None
+        self.links_requested = 0
+        self.resumes = 0
+        self._done = False
+        self._open(first=True)
+
+    # -- io.RawIOBase -------------------------------------------------------------------------------------
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._done:
+            return 0
+        view = memoryview(buffer).cast("B")
+        failures = 0
+        while True:
+            try:
+                chunk = self._read_some(len(view))
+            except _STREAM_ERRORS as exc:
+                failures += 1
+                self._resume(f"{type(exc).__name__}", failures)
+                continue
+            if chunk:
+                view[: len(chunk)] = chunk
+                self._md5.update(chunk)
+                self._sha256.update(chunk)
+                self.bytes_read += len(chunk)
+                return len(chunk)
+            if self.size is not None and self.bytes_read < self.size:
+                failures += 1
+                self._resume(f"connection closed at byte {self.bytes_read} of {self.size}", failures)
+                continue
+            self._finish()
+            return 0
+
+    def close(self) -> None:
+        if self._response is not None:
+            self._response.close()
+            self._response = None
+        super().close()
+
+    def iter_chunks(self, chunk_size: int = 1024 * 1024) -> Iterator[bytes]:
+        """Yield the blob in chunks of at most ``chunk_size`` bytes."""
+        buffer = bytearray(chunk_size)
+        while True:
+            count = self.readinto(buffer)
+            if not count:
+                return
+            yield bytes(buffer[:count])
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the bytes read so far (of the whole blob once read to the end)."""
+        return self._sha256.hexdigest()
+
+    @property
+    def md5(self) -> str:
+        """Hex MD5 of the bytes read so far."""
+        return self._md5.hexdigest()
+
+    # -- internals ---------------------------------------------------------------------------------------
+
+    def _describe(self) -> str:
+        return f"result {self.index} of action {self.action_id}"
+
+    def _read_some(self, limit: int) -> bytes:
+        assert self._response is not None
+        data: bytes = self._response.raw.read(limit, decode_content=False)
+        return data
+
+    def _new_link(self) -> str:
+        self._link = self._link_factory()
+        self.links_requested += 1
+        return self._link
+
+    def _get(self, start: int) -> requests.Response:
+        """GET the blob from byte ``start``, asking for a new link once if the current one is refused."""
+        for attempt in range(2):
+            link = self._link or self._new_link()
+            headers = {"Range": f"bytes={start}-"} if start else {}
+            response = self._session.get(link, headers=headers, stream=True, timeout=self._timeout)
+            if response.status_code == 403 and attempt == 0:
+                response.close()
+                log.info(
+                    "Result link for %s was refused (403, expired or revoked); asking MDE for a new one",
+                    self._describe(),
+                )
+                self._link = None
+                continue
+            if response.status_code in (200, 206):
+                return response
+            status = response.status_code
+            response.close()
+            raise LiveResponseApiError(
+                f"The blob host refused {self._describe()} at {redact_url(link)}",
+                status=status,
+                action_id=self.action_id,
+                method="GET",
+                path=redact_url(link),
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _open(self, *, first: bool) -> None:
+        start = self.bytes_read
+        response = self._get(start)
+        if response.status_code == 206:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if not match or int(match.group(1)) != start:
+                response.close()
+                raise ResultIntegrityError(
+                    f"The blob host answered {self._describe()} with the wrong range "
+                    f"({response.headers.get('Content-Range')!r} for byte {start}); rerun the task."
+                )
+            if match.group(3) != "*":
+                self._learn_size(int(match.group(3)))
+        else:
+            length = response.headers.get("Content-Length")
+            if length is not None:
+                self._learn_size(int(length))
+            if start:
+                # The server ignored Range: skip what was already delivered.
+                self._discard(response, start)
+        if first:
+            self.content_md5 = response.headers.get("Content-MD5") or response.headers.get("x-ms-blob-content-md5")
+            self.content_type = response.headers.get("Content-Type")
+            match_name = _FILENAME.search(response.headers.get("Content-Disposition", ""))
+            self.file_name = match_name.group(1).strip() if match_name else None
+        elif self.content_md5 is None:
+            self.content_md5 = response.headers.get("x-ms-blob-content-md5")
+        self._response = response
+
+    def _learn_size(self, size: int) -> None:
+        if self.size is not None and self.size != size:
+            raise ResultIntegrityError(
+                f"The size of {self._describe()} changed between requests ({self.size} then {size} bytes); "
+                "the blob was replaced: rerun the task."
+            )
+        self.size = size
+
+    @staticmethod
+    def _discard(response: requests.Response, count: int) -> None:
+        remaining = count
+        while remaining:
+            data = response.raw.read(min(remaining, 1024 * 1024), decode_content=False)
+            if not data:
+                raise requests.ConnectionError("blob ended while skipping already-read bytes")
+            remaining -= len(data)
+
+    def _resume(self, reason: str, failures: int) -> None:
+        if self._response is not None:
+            self._response.close()
+            self._response = None
+        if failures > self._max_resumes:
+            raise LiveResponseApiError(
+                f"Download of {self._describe()} kept failing ({reason}) after {self._max_resumes} resumes at "
+                f"byte {self.bytes_read}; nothing partial was kept as final. Rerun the task: it resumes cleanly",
+                action_id=self.action_id,
+            )
+        self.resumes += 1
+        delay = min(0.5 * (2 ** (failures - 1)), 30.0)
+        log.warning(
+            "Download of %s interrupted (%s) at byte %d; resuming in %.1f s (resume %d)",
+            self._describe(),
+            reason,
+            self.bytes_read,
+            delay,
+            self.resumes,
+        )
+        self._sleep(delay)
+        try:
+            self._open(first=False)
+        except _STREAM_ERRORS as exc:
+            self._resume(type(exc).__name__, failures + 1)
+
+    def _finish(self) -> None:
+        self._done = True
+        if self._response is not None:
+            self._response.close()
+            self._response = None
+        if self.size is not None and self.bytes_read != self.size:
+            raise ResultIntegrityError(
+                f"{self._describe()} ended after {self.bytes_read} bytes, but the blob host announced "
+                f"{self.size}; rerun the task."
+            )
+        if self.content_md5:
+            try:
+                expected = base64.b64decode(self.content_md5).hex()
+            except ValueError:
+                expected = self.content_md5.lower()
+            if expected != self.md5:
+                raise ResultIntegrityError(
+                    f"{self._describe()}: the MD5 of the downloaded bytes ({self.md5}) differs from the "
+                    f"blob's Content-MD5 ({expected}); the data was corrupted in transit. Rerun the task."
+                )
