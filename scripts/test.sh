@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: builds one virtual environment per supported Airflow line from the
+# committed lock files (the lowest, 3.1, and the newest, 3.3), then runs ruff, mypy and pytest on each.
+# Extra arguments go to pytest (for example: scripts/test.sh -k hook -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/_env.sh
+bootstrap_uv
+for line in $AIRFLOW_LINES; do
+    make_venv "$line"
+done
+
+newest="${AIRFLOW_LINES##* }"
+echo "==> ruff (Airflow $newest environment)"
+"$VENV_ROOT/airflow-$newest/bin/ruff" check .
+"$VENV_ROOT/airflow-$newest/bin/ruff" format --check .
+
+status=0
+for line in $AIRFLOW_LINES; do
+    venv="$VENV_ROOT/airflow-$line"
+    echo "==> mypy (Airflow $line)"
+    "$venv/bin/mypy" || status=1
+    echo "==> pytest (Airflow $("$venv/bin/python" -c 'import airflow; print(airflow.__version__)'))"
+    home="$(mktemp -d)"
+    AIRFLOW_HOME="$home" AIRFLOW__CORE__LOAD_EXAMPLES=False \
+        "$venv/bin/python" -m pytest "$@" || status=1
+    rm -rf "$home"
+done
+exit $status

@@ -1,0 +1,156 @@
+"""Reading an mde_live_response connection: cloud hosts, overrides, credentials, and clear errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk import Connection
+
+from airflow_provider_liveresponse.connection import ConnectionSettings
+from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
+
+TENANT = "11111111-2222-3333-4444-555555555555"
+
+
+def make(extra: dict[str, Any] | None = None, login: str | None = "app-id", password: str | None = "s3cret") -> Any:
+    return Connection(
+        conn_id="mde_test",
+        conn_type="mde_live_response",
+        login=login,
+        password=password,
+        extra=json.dumps({"tenant_id": TENANT, **(extra or {})}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("cloud", "authority", "api", "scope"),
+    [
+        (
+            "commercial",
+            "https://login.microsoftonline.com",
+            "https://api.security.microsoft.com",
+            "https://api.securitycenter.microsoft.com/.default",
+        ),
+        (
+            "gcc",
+            "https://login.microsoftonline.com",
+            "https://api-gcc.securitycenter.microsoft.us",
+            "https://api-gcc.securitycenter.microsoft.us/.default",
+        ),
+        (
+            "gcc_high",
+            "https://login.microsoftonline.us",
+            "https://api-gov.securitycenter.microsoft.us",
+            "https://securitycenter.onmicrosoft.us/windowsatpservice/.default",
+        ),
+        (
+            "DoD",
+            "https://login.microsoftonline.us",
+            "https://api-gov.securitycenter.microsoft.us",
+            "https://securitycenter.onmicrosoft.us/windowsatpservice/.default",
+        ),
+    ],
+)
+def test_each_cloud_picks_its_hosts_and_scope(cloud: str, authority: str, api: str, scope: str) -> None:
+    settings = ConnectionSettings.from_connection(make({"cloud": cloud}))
+    assert settings.authority == f"{authority}/{TENANT}"
+    assert settings.api_url == api
+    assert settings.scope == scope
+    assert not settings.custom_authority
+
+
+def test_overrides_win_over_the_cloud_defaults() -> None:
+    settings = ConnectionSettings.from_connection(
+        make(
+            {
+                "api_url": "https://eu.api.security.microsoft.com/",
+                "authority_url": "https://login.example",
+                "scope": "https://x/.default",
+            }
+        )
+    )
+    assert settings.api_url == "https://eu.api.security.microsoft.com"
+    assert settings.authority == f"https://login.example/{TENANT}"
+    assert settings.scope == "https://x/.default"
+    assert settings.custom_authority
+
+
+def test_the_secret_never_shows_in_repr() -> None:
+    settings = ConnectionSettings.from_connection(make())
+    assert "s3cret" not in repr(settings)
+    assert settings.verify is True
+
+
+@pytest.mark.parametrize(
+    ("conn", "fragment"),
+    [
+        (make(login=None), "login is empty"),
+        (Connection(conn_id="c", conn_type="mde_live_response", login="a", password="b"), "tenant_id is missing"),
+        (make({"tenant_id": "not a tenant/"}), "tenant_id 'not a tenant/'"),
+        (make({"cloud": "moon"}), "cloud 'moon' is unknown"),
+        (make({"api_url": "http://insecure"}), "api_url 'http://insecure' must be an https:// URL"),
+        (make({"authority_url": "login.microsoftonline.com"}), "authority_url"),
+        (make({"scope": "https://api.securitycenter.microsoft.com"}), "must end with '/.default'"),
+        (make(password=None), "no credential"),
+        (make({"certificate_pem": "-----BEGIN PRIVATE KEY-----\nx"}), "both a password"),
+        (make({"certificate_path": "/nonexistent.pem"}, password=None), "cannot be read"),
+        (make({"certificate_pem": "no key here"}, password=None), "holds no PEM private key"),
+        (make({"certificate_pem": "-----BEGIN PRIVATE KEY-----\nx"}, password=None), "thumbprint is missing"),
+        (
+            make({"certificate_pem": "-----BEGIN PRIVATE KEY-----\nx", "certificate_thumbprint": "12"}, password=None),
+            "not a SHA-1 thumbprint",
+        ),
+        (make({"ca_bundle": "/nonexistent-ca.pem"}), "ca_bundle '/nonexistent-ca.pem' is not a readable file"),
+    ],
+)
+def test_bad_connections_name_the_field(conn: Any, fragment: str) -> None:
+    with pytest.raises(LiveResponseConfigError) as info:
+        ConnectionSettings.from_connection(conn)
+    assert fragment in str(info.value)
+    assert "s3cret" not in str(info.value)
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ) + cert.public_bytes(serialization.Encoding.PEM)
+    path = tmp_path / "app.pem"
+    path.write_bytes(pem)
+    return path, cert.fingerprint(hashes.SHA1()).hex().upper()
+
+
+def test_certificate_thumbprint_is_computed_from_the_pem(tmp_path: Path) -> None:
+    path, thumbprint = _self_signed(tmp_path)
+    settings = ConnectionSettings.from_connection(make({"certificate_path": str(path)}, password=None))
+    assert settings.uses_certificate
+    assert settings.client_secret is None
+    assert settings.certificate_thumbprint == thumbprint
+    assert "PRIVATE KEY" not in repr(settings)
+
+
+def test_ca_bundle_becomes_verify(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    assert ConnectionSettings.from_connection(make({"ca_bundle": str(ca)})).verify == str(ca)
