@@ -92,3 +92,16 @@ def test_airflow_cli_lists_the_provider_and_connection_type(tmp_path) -> None:
     )
     line = next(line for line in hooks.stdout.splitlines() if line.startswith("mde_live_response"))
     assert "LiveResponseHook" in line and "mde_conn_id" in line
+
+
+def test_hook_form_widgets_carry_the_same_fields() -> None:
+    widgets = LiveResponseHook.get_connection_form_widgets()
+    assert set(widgets) == set(CONN_FIELDS)
+
+
+@pytest.mark.skipif(Version(airflow.__version__) >= Version("3.2"), reason="3.2+ reads conn-fields instead")
+def test_airflow_31_builds_the_form_from_the_hook() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    widgets = ProvidersManager().connection_form_widgets
+    assert {f"extra__mde_live_response__{name}" for name in CONN_FIELDS} <= set(widgets)
