@@ -65,8 +65,10 @@ class LiveResponseApiError(LiveResponseError):
         path: str | None = None,
         action_id: str | None = None,
         machine_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.status = status
+        self.retry_after = retry_after
         self.code = code
         self.api_message = api_message
         self.correlation_id = correlation_id

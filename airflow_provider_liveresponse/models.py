@@ -412,6 +412,37 @@ class MachineAction(_ApiModel):
         }
 
 
+def describe_outcome(action: MachineAction) -> tuple[str, str]:
+    """The event status and a responder-ready message for an ended action."""
+    where = f"action {action.id} on machine {action.machine_id} ({action.computer_dns_name or 'unknown host'})"
+    if action.status == ActionStatus.SUCCEEDED and not action.failed_commands:
+        return "success", f"Live response {where} succeeded"
+    parts = [f"Live response {where} ended {action.status}"]
+    for command in action.commands:
+        if command.command_status == "Failed":
+            errors = "; ".join(command.errors) or "no error text"
+            parts.append(f"command {command.index} ({command.type} {command.command.target}) failed: {errors}")
+    not_run = [c for c in action.commands if not c.command_status.is_final]
+    if not_run:
+        listed = ", ".join(f"{c.index} ({c.type} {c.command.target})" for c in not_run)
+        parts.append(f"commands not run: {listed}")
+    if action.status == ActionStatus.TIMEOUT:
+        parts.append(
+            "What to do: MDE gave up because the device stayed offline past the queue limit or a script ran "
+            "past 10 minutes; check that the device is online and the script's run time, then rerun the task"
+        )
+    elif action.status == ActionStatus.CANCELLED:
+        who = action.cancellation_requestor or "someone"
+        why = f" ({action.cancellation_comment})" if action.cancellation_comment else ""
+        parts.append(f"It was cancelled by {who}{why}. What to do: rerun the task if the collection is still needed")
+    else:
+        parts.append(
+            "What to do: read the failed command's errors, fix the path, script or library file, then rerun "
+            "the task (a rerun of a finished action submits a new one)"
+        )
+    return "error", ". ".join(parts)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 

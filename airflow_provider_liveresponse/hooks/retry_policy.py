@@ -119,6 +119,7 @@ def api_error(
         path=path,
         action_id=action_id,
         machine_id=machine_id,
+        retry_after=parse_retry_after(headers.get("Retry-After")) if status == 429 else None,
     )
 
 

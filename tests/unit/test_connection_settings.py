@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow.sdk import Connection
 
 from airflow_provider_liveresponse.connection import ConnectionSettings
 from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 

@@ -185,6 +185,7 @@ def test_library_file_and_command_status() -> None:
     item = LibraryFile.model_validate(
         {"fileName": "a.ps1", "sha256": "ab", "hasParameters": True, "creationTime": "2024-01-01T00:00:00Z"}
     )
-    assert item.file_name == "a.ps1" and item.has_parameters
+    assert item.file_name == "a.ps1"
+    assert item.has_parameters
     assert CommandStatus("Completed").is_final
     assert CommandType("GetFile") is CommandType.GET_FILE

@@ -91,7 +91,8 @@ def test_airflow_cli_lists_the_provider_and_connection_type(tmp_path) -> None:
         check=True,
     )
     line = next(line for line in hooks.stdout.splitlines() if line.startswith("mde_live_response"))
-    assert "LiveResponseHook" in line and "mde_conn_id" in line
+    assert "LiveResponseHook" in line
+    assert "mde_conn_id" in line
 
 
 def test_hook_form_widgets_carry_the_same_fields() -> None:

@@ -1,0 +1,103 @@
+"""MachineActionTrigger: waits in the triggerer for a machine action to end.
+
+It serializes ids, the connection id, the interval and a deadline only (never a token or a link), polls
+through the process-wide coalesced poller, and sends one uniform event::
+
+    {"status": "success" | "error" | "timeout", "message": str, "action_id": str, "action": dict | None}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_liveresponse.constants import DEFAULT_CONN_ID
+from airflow_provider_liveresponse.models import MachineAction, describe_outcome
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+
+class MachineActionTrigger(BaseTrigger):
+    """Fires when a machine action ends (or its deadline passes).
+
+    :param action_id: the machine action to wait for.
+    :param mde_conn_id: the ``mde_live_response`` connection.
+    :param poll_interval: seconds between polls (shared with other triggers of the same connection).
+    :param end_time: a UNIX timestamp after which the trigger reports ``timeout``; None waits forever.
+    """
+
+    def __init__(
+        self,
+        action_id: str,
+        mde_conn_id: str = DEFAULT_CONN_ID,
+        poll_interval: float = 30.0,
+        end_time: float | None = None,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
+        self.action_id = action_id
+        self.mde_conn_id = mde_conn_id
+        self.poll_interval = poll_interval
+        self.end_time = end_time
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "action_id": self.action_id,
+                "mde_conn_id": self.mde_conn_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+            },
+        )
+
+    def _event(self, status: str, message: str, action: MachineAction | None) -> TriggerEvent:
+        return TriggerEvent(  # type: ignore[no-untyped-call,unused-ignore]
+            {
+                "status": status,
+                "message": message,
+                "action_id": self.action_id,
+                "action": action.model_dump(mode="json", by_alias=True) if action is not None else None,
+            }
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_provider_liveresponse.hooks.live_response_async import LiveResponseAsyncHook
+        from airflow_provider_liveresponse.triggers.action_poller import poller_for
+
+        poller = poller_for(self.mde_conn_id, LiveResponseAsyncHook)
+        token, queue = poller.register(self.action_id, self.poll_interval)
+        started = time.monotonic()
+        last_status: str | None = None
+        try:
+            while True:
+                remaining = None if self.end_time is None else self.end_time - time.time()
+                if remaining is not None and remaining <= 0:
+                    yield self._event(
+                        "timeout",
+                        f"Gave up waiting for action {self.action_id} after the task's timeout; the action may "
+                        "still be running in MDE: cancel it in the Defender portal or rerun the task to reattach",
+                        None,
+                    )
+                    return
+                try:
+                    update = await asyncio.wait_for(queue.get(), timeout=remaining)
+                except TimeoutError:
+                    continue
+                if isinstance(update, BaseException):
+                    yield self._event("error", f"Waiting for action {self.action_id} failed: {update}", None)
+                    return
+                if str(update.status) != last_status:
+                    last_status = str(update.status)
+                    self.log.info(
+                        "Action %s is %s after %.0f s", self.action_id, update.status, time.monotonic() - started
+                    )
+                if update.is_terminal:
+                    status, message = describe_outcome(update)
+                    yield self._event(status, message, update)
+                    return
+        finally:
+            poller.unregister(token)
