@@ -100,12 +100,34 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
+        "operators": [
+            {
+                "integration-name": HOOK_NAME,
+                "python-modules": ["airflow_provider_liveresponse.operators.live_response"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": HOOK_NAME,
+                "python-modules": ["airflow_provider_liveresponse.sensors.machine_action"],
+            }
+        ],
         "hooks": [
             {
                 "integration-name": HOOK_NAME,
-                "python-modules": ["airflow_provider_liveresponse.hooks.live_response"],
+                "python-modules": [
+                    "airflow_provider_liveresponse.hooks.live_response",
+                    "airflow_provider_liveresponse.hooks.live_response_async",
+                ],
             }
         ],
+        "triggers": [
+            {
+                "integration-name": HOOK_NAME,
+                "python-modules": ["airflow_provider_liveresponse.triggers.machine_action"],
+            }
+        ],
+        "extra-links": ["airflow_provider_liveresponse.links.MachineActionLink"],
         "connection-types": [
             {
                 "hook-class-name": "airflow_provider_liveresponse.hooks.live_response.LiveResponseHook",
