@@ -1,0 +1,266 @@
+"""The simulator's in-process state: fleet, library, actions, results, limits, faults and counters.
+
+Every handler works under :attr:`SimulatorState.lock` and calls :meth:`SimulatorState.tick` first, so the
+life cycle of each action is advanced lazily to the current simulated time before anything is read or changed.
+Tests may read and change the state directly (``sim.state``).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+import uuid
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_liveresponse.simulator.errors import ApiError
+from airflow_provider_liveresponse.simulator.faults import Faults
+from airflow_provider_liveresponse.simulator.fleet import LIVE_RESPONSE_PLATFORMS, Device, make_device, seed_fleet
+from airflow_provider_liveresponse.simulator.library import LibraryFile, seed_library
+from airflow_provider_liveresponse.simulator.lifecycle import Action, Command, Result, advance
+from airflow_provider_liveresponse.simulator.limits import READ_GROUPS, Limits, SlidingWindow, profile_limits
+from airflow_provider_liveresponse.simulator.results import ResultStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow_provider_liveresponse.simulator.clock import SimulatedClock
+    from airflow_provider_liveresponse.simulator.results import Blob
+
+
+class SimulatorState:
+    """Everything the simulated tenant knows, guarded by one re-entrant lock."""
+
+    def __init__(
+        self,
+        clock: SimulatedClock,
+        state_dir: Path,
+        *,
+        seed: int = 0,
+        limits: Limits | None = None,
+        profile: str = "seeds",
+    ) -> None:
+        self.clock = clock
+        self.state_dir = state_dir
+        self.seed = seed
+        self.lock = threading.RLock()
+        self.profile = profile
+        self.limits = limits or profile_limits(profile)
+        self.faults = Faults(seed)
+        self.counters: Counter[str] = Counter()
+        #: Scopes requested at the token endpoint, in order.
+        self.scopes_used: list[str] = []
+        now = clock.time()
+        self.devices: dict[str, Device] = {device.id: device for device in seed_fleet(now)}
+        self.library: dict[str, LibraryFile] = seed_library(now)
+        self.actions: dict[str, Action] = {}
+        self.results = ResultStore(state_dir / "blobs", seed, secrets.token_bytes(32))
+        self._ids = random.Random(seed)
+        self._windows: dict[str, SlidingWindow] = {}
+
+    # -- time -------------------------------------------------------------------------------------------------
+    def tick(self) -> float:
+        """Advance every active action to the current simulated time; returns that time."""
+        with self.lock:
+            now = self.clock.time()
+            for action in self.actions.values():
+                if action.is_active:
+                    advance(action, self.devices[action.machine_id], self.library, self.limits, now)
+            return now
+
+    def advance_clock(self, seconds: float) -> float:
+        """Move the simulated clock ahead (actions progress on the next :meth:`tick`)."""
+        with self.lock:
+            self.tick()
+            self.clock.advance(seconds)
+            return self.tick()
+
+    # -- limits -----------------------------------------------------------------------------------------------
+    def set_limits(self, profile: str | None = None, **changes: Any) -> Limits:
+        """Switch to a profile and/or change single limits."""
+        with self.lock:
+            self.tick()
+            base = profile_limits(profile) if profile else self.limits
+            if profile:
+                self.profile = profile
+            self.limits = base.updated(**changes)
+            return self.limits
+
+    def take_rate(self, group: str, now: float) -> float | None:
+        """Count one call to a rate-limited group; the simulated seconds to wait if it is over a limit."""
+        with self.lock:
+            if group == "runliveresponse":
+                rules = [(self.limits.run_calls_per_minute, 60.0)]
+            elif group in READ_GROUPS:
+                rules = [(self.limits.read_calls_per_minute, 60.0), (self.limits.read_calls_per_hour, 3600.0)]
+            else:
+                return None
+            waits = []
+            for limit, window in rules:
+                wait = self._windows.setdefault(f"{group}/{window:g}", SlidingWindow()).check(now, limit, window)
+                if wait is not None:
+                    waits.append(wait)
+            if waits:
+                return max(waits)
+            for _, window in rules:
+                self._windows[f"{group}/{window:g}"].record(now)
+            return None
+
+    # -- devices ----------------------------------------------------------------------------------------------
+    def device(self, machine_id: str) -> Device | None:
+        """The device with this id (case-insensitive), or None."""
+        return self.devices.get(machine_id.lower())
+
+    def device_by_host(self, host_name: str) -> Device | None:
+        """The device with this host name (case-insensitive), or None."""
+        lowered = host_name.lower()
+        for device in self.devices.values():
+            if device.computer_dns_name.lower() == lowered:
+                return device
+        return None
+
+    def add_device(self, host_name: str, **options: Any) -> Device:
+        """Add a device (see :func:`fleet.make_device` for options); an existing host name is replaced."""
+        with self.lock:
+            self.tick()
+            device = make_device(host_name, self.clock.time(), number=len(self.devices) + 7000, **options)
+            self.devices[device.id] = device
+            return device
+
+    def set_device_online(self, machine_id: str, online: bool) -> Device:
+        """Bring a device online or take it offline from now on."""
+        with self.lock:
+            now = self.tick()
+            device = self._known_device(machine_id)
+            device.set_online(online, now)
+            return device
+
+    def add_device_file(self, machine_id: str, path: str, size: int) -> None:
+        """Create a file of ``size`` bytes on a device."""
+        with self.lock:
+            self.tick()
+            self._known_device(machine_id).add_file(path, size)
+
+    def _known_device(self, machine_id: str) -> Device:
+        device = self.device(machine_id)
+        if device is None:
+            raise KeyError(f"no device {machine_id!r}")
+        return device
+
+    # -- actions ----------------------------------------------------------------------------------------------
+    def new_id(self) -> str:
+        """A new action id (seeded, so a run with the same seed makes the same ids)."""
+        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+
+    def active_actions(self) -> list[Action]:
+        """Pending and InProgress actions."""
+        return [action for action in self.actions.values() if action.is_active]
+
+    def create_action(self, machine_id: str, commands: list[Command], comment: str | None, requestor: str) -> Action:
+        """Start a live-response session, with every refusal MDE makes (raises :class:`ApiError`)."""
+        with self.lock:
+            now = self.tick()
+            device = self.device(machine_id)
+            if device is None:
+                raise ApiError(404, "ResourceNotFound", f"Machine {machine_id} was not found")
+            if not device.onboarded:
+                raise ApiError(
+                    400,
+                    "ClientVersionNotSupported",
+                    f"Machine {device.id} is not onboarded: its client version is not supported",
+                )
+            if device.os_platform not in LIVE_RESPONSE_PLATFORMS:
+                raise ApiError(400, "OsPlatformNotSupported", f"Live response is not supported on {device.os_platform}")
+            if not device.automation:
+                raise ApiError(
+                    403, "DisallowedOperation", f"Machine {device.id} is in a device group that has no automation level"
+                )
+            for action in self.active_actions():
+                if action.machine_id == device.id:
+                    raise ApiError(
+                        400,
+                        "ActiveRequestAlreadyExists",
+                        f"Action is already in progress: machine action {action.id} is {action.status} on {device.id}",
+                    )
+            if len(self.active_actions()) >= self.limits.concurrent_sessions:
+                raise ApiError(
+                    429,
+                    "TooManyRequests",
+                    f"Too many concurrent live response sessions (limit {self.limits.concurrent_sessions})",
+                    retry_after=self.limits.concurrency_retry_after_seconds,
+                )
+            action = Action(
+                id=self.new_id(),
+                machine_id=device.id,
+                computer_dns_name=device.computer_dns_name,
+                requestor=requestor,
+                comment=comment,
+                created=now,
+                commands=commands,
+                last_update=now,
+                cursor=now,
+            )
+            self.actions[action.id] = action
+            self.counters["actions_created"] += 1
+            return action
+
+    def action(self, action_id: str) -> Action:
+        """The action with this id (raises a 404 :class:`ApiError`)."""
+        with self.lock:
+            self.tick()
+            action = self.actions.get(action_id.lower())
+            if action is None:
+                raise ApiError(404, "ResourceNotFound", f"Machine action {action_id} was not found")
+            return action
+
+    def cancel_action(self, action_id: str, comment: str, requestor: str) -> Action:
+        """Cancel a Pending or InProgress action (400 when it has already ended)."""
+        with self.lock:
+            action = self.action(action_id)
+            if not action.is_active:
+                raise ApiError(
+                    400, "BadRequest", f"Machine action {action.id} is already {action.status} and cannot be cancelled"
+                )
+            action.cancel(requestor, comment, self.clock.time())
+            return action
+
+    def result(self, action_id: str, index: int) -> Result:
+        """The result of one command (raises :class:`ApiError` when there is none yet, or never)."""
+        with self.lock:
+            action = self.action(action_id)
+            command = next((command for command in action.commands if command.index == index), None)
+            if command is None:
+                raise ApiError(404, "NotFound", f"Machine action {action.id} has no command with index {index}")
+            if command.type == "PutFile":
+                raise ApiError(400, "BadRequest", f"Command {index} of {action.id} is a PutFile: it has no result")
+            if command.result is None:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f"Command {index} of {action.id} has no result: its status is {command.status}",
+                )
+            return command.result
+
+    def blob(self, action_id: str, index: int) -> Blob:
+        """The blob of a command's result (materialized on first use, outside the state lock)."""
+        return self.results.blob(f"{action_id.lower()}/{index}", self.result(action_id, index))
+
+    def result_digest(self, action_id: str, index: int) -> dict[str, Any]:
+        """Expected digests of a result: ``{"raw": {...}, "compressed": {...}, "file_name", "content_type"}``.
+
+        ``raw`` is the collected file, ``compressed`` the gzip blob served (both the same for transcripts);
+        each has ``size``, ``sha256``, ``md5`` and ``md5_base64``.
+        """
+        blob = self.blob(action_id, index)
+        return {
+            "raw": blob.raw.as_dict(),
+            "compressed": blob.compressed.as_dict(),
+            "file_name": blob.download_name,
+            "content_type": blob.content_type,
+        }
+
+    # -- library ----------------------------------------------------------------------------------------------
+    def library_file(self, name: str) -> LibraryFile | None:
+        """A library file by name (case-insensitive), or None."""
+        return self.library.get(name.lower())
