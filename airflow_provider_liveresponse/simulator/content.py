@@ -1,7 +1,7 @@
 """Deterministic file contents for GetFile results: the same device, path and size always give the same bytes.
 
 Bytes are produced as a stream (never a whole file in memory) and are semi-compressible like real
-evidence: every 64 KiB block holds a header line, 24 KiB of seeded pseudo-random bytes and text filler.
+evidence: every 64 KiB block holds a header line, 12 KiB of seeded pseudo-random bytes and text filler.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 BLOCK_SIZE = 64 * 1024
-_RANDOM_PART = 24 * 1024
+_RANDOM_PART = 12 * 1024
 _BLOCKS_PER_CHUNK = 16
 
 

@@ -58,10 +58,17 @@ class SimClient:
 
     def request(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> requests.Response:
         headers = dict(kwargs.pop("headers", {}) or {})
+        explicit = "Authorization" in headers
         if auth:
             headers.setdefault("Authorization", f"Bearer {self.token}")
         url = path if path.startswith("https://") else f"{self.sim.api_url}{path}"
-        return self.session.request(method, url, headers=headers, verify=self.verify, timeout=30, **kwargs)
+        response = self.session.request(method, url, headers=headers, verify=self.verify, timeout=30, **kwargs)
+        if auth and not explicit and response.status_code == 401:
+            # Like a real client: fetch a new token once, then retry once.
+            self._token = None
+            headers["Authorization"] = f"Bearer {self.token}"
+            response = self.session.request(method, url, headers=headers, verify=self.verify, timeout=30, **kwargs)
+        return response
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("GET", path, **kwargs)
