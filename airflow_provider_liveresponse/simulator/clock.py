@@ -32,6 +32,16 @@ class SimulatedClock:
         """The simulated time as an aware UTC datetime."""
         return datetime.fromtimestamp(self.time(), tz=UTC)
 
+    def set_speed(self, speed: float) -> None:
+        """Change the speed from now on (simulated time does not jump)."""
+        if speed <= 0:
+            raise ValueError(f"speed must be positive, got {speed!r}")
+        with self._lock:
+            real_now = time.monotonic()
+            self._start += (real_now - self._real_start) * self.speed
+            self._real_start = real_now
+            self.speed = float(speed)
+
     def advance(self, seconds: float) -> float:
         """Jump ``seconds`` of simulated time ahead; returns the new simulated time."""
         if seconds < 0:

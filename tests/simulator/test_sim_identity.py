@@ -193,7 +193,7 @@ def test_an_expired_token_gets_401(simulator: Simulator, mde: SimClient) -> None
     assert mde.get("/api/libraryfiles").status_code == 200
 
     simulator.state.advance_clock(simulator.identity.token_lifetime + 1)
-    response = mde.get("/api/libraryfiles")
+    response = mde.get("/api/libraryfiles", headers={"Authorization": f"Bearer {mde.token}"})
 
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "Unauthorized"
@@ -218,4 +218,4 @@ def test_revoked_tokens_get_401(mde: SimClient) -> None:
 
     mde.control("POST", "/tokens/revoke")
 
-    assert mde.get("/api/libraryfiles").status_code == 401
+    assert mde.get("/api/libraryfiles", headers={"Authorization": f"Bearer {mde.token}"}).status_code == 401
