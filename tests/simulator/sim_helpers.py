@@ -83,7 +83,9 @@ class SimClient:
         return self.session.request(method, f"{self.sim.control_url}{path}", verify=self.verify, timeout=30, **kwargs)
 
     def run(self, machine_id: str, *commands: dict[str, Any], comment: str = "test") -> requests.Response:
-        return self.post(f"/api/machines/{machine_id}/runliveresponse", json={"Commands": list(commands), "Comment": comment})
+        return self.post(
+            f"/api/machines/{machine_id}/runliveresponse", json={"Commands": list(commands), "Comment": comment}
+        )
 
     def start(self, machine_id: str, *commands: dict[str, Any]) -> str:
         response = self.run(machine_id, *commands)
