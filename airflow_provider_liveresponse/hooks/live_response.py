@@ -431,7 +431,10 @@ class LiveResponseHook(HttpHook):
         answer is lost, the hook finds the action by that marker instead of submitting again.
         """
         machine_id = validate_machine_id(machine_id)
-        parsed = parse_commands(list(commands) if isinstance(commands, tuple) else commands)
+        try:
+            parsed = parse_commands(list(commands) if isinstance(commands, tuple) else commands)
+        except ValueError as exc:
+            raise LiveResponseConfigError(str(exc)) from None
         if not isinstance(comment, str) or not comment.strip():
             raise LiveResponseConfigError("comment is empty: say why this live response runs (audit trail)")
         marker = marker or uuid.uuid4().hex

@@ -36,6 +36,17 @@ def _fresh_tokens() -> Iterator[None]:
 
 
 @pytest.fixture
+def make_connection(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``make_connection(conn_id, **overrides)``: another connection to the simulator, e.g. with a certificate."""
+
+    def make(conn_id: str, **overrides: Any) -> str:
+        set_connection(monkeypatch, conn_id, simulator, **overrides)
+        return conn_id
+
+    return make
+
+
+@pytest.fixture
 def conn_id(simulator: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     set_connection(monkeypatch, CONN_ID, simulator)
     return CONN_ID
