@@ -72,8 +72,8 @@ class Api:
 
         async def endpoint(request: Request) -> Response:
             state = self.state
+            state.count_call(group, request.headers.get("user-agent"))
             with state.lock:
-                state.counters[f"calls:{group}"] += 1
                 if group == "token":
                     state.counters["token_requests"] += 1
             decision = state.faults.decide(group)
@@ -84,6 +84,12 @@ class Api:
                 return Response(status_code=500)
             if decision.kind == "unauthorized":
                 return error_response(401, "Unauthorized", "Access token has expired (simulated fault)")
+            if decision.kind == "throttle":
+                return self._error(
+                    group,
+                    ApiError(429, "TooManyRequests", "Rate limit exceeded (simulated fault)", decision.retry_after),
+                    announce=decision.retry_after is not None,
+                )
             if decision.kind == "error":
                 status = decision.status
                 return error_response(status, _ERROR_CODES.get(status, "InternalServerError"), "Simulated server error")
@@ -112,12 +118,13 @@ class Api:
 
         return endpoint
 
-    def _error(self, group: str, error: ApiError) -> Response:
+    def _error(self, group: str, error: ApiError, *, announce: bool = True) -> Response:
         headers: dict[str, str] = {}
         if error.status == 429:
             with self.state.lock:
                 self.state.counters[f"throttled:{group}"] += 1
-            headers["Retry-After"] = retry_after_header(error.retry_after or 1.0, self.state.clock.speed)
+            if announce:
+                headers["Retry-After"] = retry_after_header(error.retry_after or 1.0, self.state.clock.speed)
         return error_response(error.status, error.code, error.message, headers)
 
     def routes(self) -> list[Route]:

@@ -113,8 +113,8 @@ class BlobHost:
 
     async def _handle(self, request: Request, send: Send) -> Response | None:
         state = self.state
+        state.count_call("blob", request.headers.get("user-agent"))
         with state.lock:
-            state.counters["calls:blob"] += 1
             state.counters["blob_requests"] += 1
             if "authorization" in request.headers:
                 state.counters["blob_requests_with_authorization"] += 1
@@ -166,7 +166,9 @@ class BlobHost:
         chosen = _byte_range(request.headers.get("x-ms-range") or request.headers.get("range"), blob.size)
         if isinstance(chosen, Response):
             return chosen
-        await self._serve(request, send, blob, chosen, state.faults.take_blob_cut())
+        first, last = chosen if chosen is not None else (0, blob.size - 1)
+        cut = state.faults.take_blob_cut(first, last) if request.method == "GET" else None
+        await self._serve(request, send, blob, chosen, cut)
         return None
 
     async def _serve(
@@ -203,11 +205,14 @@ class BlobHost:
         if request.method == "HEAD" or length == 0:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
+        if cut == 0:
+            await close_connection(request.scope)
+            return
         sent = 0
         chunks = _iter_bytes(blob, first, length)
         try:
             for chunk in chunks:
-                if cut is not None and sent + len(chunk) >= cut:
+                if cut is not None and sent + len(chunk) > cut:
                     await send({"type": "http.response.body", "body": chunk[: max(cut - sent, 0)], "more_body": True})
                     await close_connection(request.scope)
                     return

@@ -10,10 +10,15 @@ Groups: ``token``, ``runliveresponse``, ``get_action``, ``list_actions``, ``canc
   connection error such as ``RemoteDisconnected``).
 - ``delay_seconds`` (+ ``delay_next``, None for every call): wait that many *real* seconds first.
 - ``unauthorized_next``: 401 ``Unauthorized`` as if the token had expired.
+- ``throttle_next`` + ``throttle_retry_after``: 429 ``TooManyRequests`` to the next N calls, with a
+  ``Retry-After`` of that many simulated seconds (``True``: 60; ``False``: no header at all).
 - ``malformed_next``: 200 with a body that is not valid JSON.
 - ``commit_then_drop_next`` (runliveresponse): create the action, then reset the connection.
-- ``cut_after_bytes`` + ``cut_mode`` (``once`` or ``always``, blob): send the headers with the full
-  ``Content-Length``, then close the connection after that many body bytes.
+- ``cut_after_bytes`` + ``cut_mode`` (``once`` or ``always``, blob): the blob breaks at that byte offset:
+  a download covering the offset gets its headers (full ``Content-Length``) and the bytes before the offset,
+  then the connection closes. ``once`` heals after the first cut; ``always`` cuts every download that
+  reaches the offset (a range read starting at or past it gets no body at all), so a resuming client never
+  gets past it.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ FAULT_GROUPS = (
 )
 ERROR_STATUSES = (500, 502, 503)
 
-FaultKind = Literal["error", "reset", "unauthorized", "malformed", "commit_then_drop"]
+FaultKind = Literal["error", "reset", "unauthorized", "throttle", "malformed", "commit_then_drop"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,8 @@ class FaultRule:
     delay_seconds: float = 0.0
     delay_next: int | None = None
     unauthorized_next: int = 0
+    throttle_next: int = 0
+    throttle_retry_after: float | bool = True
     malformed_next: int = 0
     commit_then_drop_next: int = 0
     cut_after_bytes: int | None = None
@@ -63,11 +70,15 @@ class FaultRule:
 
 @dataclass(frozen=True)
 class FaultDecision:
-    """What to do with one call: wait ``delay`` real seconds, then misbehave as ``kind`` (None: behave)."""
+    """What to do with one call: wait ``delay`` real seconds, then misbehave as ``kind`` (None: behave).
+
+    ``retry_after`` is the simulated wait to announce with a ``throttle`` (None: no ``Retry-After``).
+    """
 
     delay: float = 0.0
     kind: FaultKind | None = None
     status: int = 503
+    retry_after: float | None = None
 
 
 class Faults:
@@ -133,6 +144,8 @@ class Faults:
                 kind, rule = "reset", replace(rule, reset_next=rule.reset_next - 1)
             elif rule.unauthorized_next > 0:
                 kind, rule = "unauthorized", replace(rule, unauthorized_next=rule.unauthorized_next - 1)
+            elif rule.throttle_next > 0:
+                kind, rule = "throttle", replace(rule, throttle_next=rule.throttle_next - 1)
             elif rule.fail_next > 0:
                 kind, rule = "error", replace(rule, fail_next=rule.fail_next - 1)
             elif rule.malformed_next > 0:
@@ -144,18 +157,19 @@ class Faults:
             elif rule.error_rate > 0 and self._rng.random() < rule.error_rate:
                 kind = "error"
             self._rules[group] = rule
-            return FaultDecision(delay=delay, kind=kind, status=rule.status)
+            announce = rule.throttle_retry_after
+            retry_after = None if announce is False else 60.0 if announce is True else float(announce)
+            return FaultDecision(delay=delay, kind=kind, status=rule.status, retry_after=retry_after)
 
-    def take_blob_cut(self) -> int | None:
-        """The number of body bytes after which to cut this blob download, or None to send it whole."""
+    def take_blob_cut(self, first: int, last: int) -> int | None:
+        """How many bytes of a download of blob bytes ``first..last`` to send before the cut (None: all)."""
         with self._lock:
             rule = self._rules.get("blob")
-            if rule is None or rule.cut_after_bytes is None:
+            if rule is None or rule.cut_after_bytes is None or rule.cut_after_bytes > last:
                 return None
-            cut = rule.cut_after_bytes
             if rule.cut_mode == "once":
                 self._rules["blob"] = replace(rule, cut_after_bytes=None)
-            return cut
+            return max(rule.cut_after_bytes - first, 0)
 
 
 def _check_group(group: str) -> None:

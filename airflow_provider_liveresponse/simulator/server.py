@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import socket
 import tempfile
 import threading
@@ -39,6 +40,19 @@ DEFAULT_CLIENT_ID = "0f4c6a1e-2b3d-4c5e-8f9a-1b2c3d4e5f60"
 DEFAULT_CLIENT_SECRET = "sim~secret.Q8Rz2vXb7LkN4pT"  # noqa: S105 - a public test credential
 CONN_TYPE = "mde_live_response"
 CONN_ENV = "AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT"
+
+
+THREAD_PREFIX = "mde-simulator"
+
+
+class _QuietStartStop(logging.Filter):
+    """Drops uvicorn's INFO lines (started, shutting down) logged from simulator threads; keeps warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not (record.threadName or "").startswith(THREAD_PREFIX)
+
+
+_QUIET = _QuietStartStop()
 
 
 def _url_host(host: str) -> str:
@@ -165,7 +179,10 @@ class Simulator:
                 timeout_graceful_shutdown=2,
             )
             self._servers.append(uvicorn.Server(config))
-        self._thread = threading.Thread(target=self._serve, name=f"mde-simulator-{self.port}", daemon=True)
+        error_logger = logging.getLogger("uvicorn.error")
+        if _QUIET not in error_logger.filters:
+            error_logger.addFilter(_QUIET)
+        self._thread = threading.Thread(target=self._serve, name=f"{THREAD_PREFIX}-{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 15
         while not all(server.started for server in self._servers):

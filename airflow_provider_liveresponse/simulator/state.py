@@ -51,6 +51,8 @@ class SimulatorState:
         self.counters: Counter[str] = Counter()
         #: Scopes requested at the token endpoint, in order.
         self.scopes_used: list[str] = []
+        #: ``User-Agent`` headers of every counted call (token, API and blob host), with their counts.
+        self.user_agents: Counter[str] = Counter()
         now = clock.time()
         self.devices: dict[str, Device] = {device.id: device for device in seed_fleet(now)}
         self.library: dict[str, LibraryFile] = seed_library(now)
@@ -58,6 +60,12 @@ class SimulatorState:
         self.results = ResultStore(state_dir / "blobs", seed, secrets.token_bytes(32))
         self._ids = random.Random(seed)
         self._windows: dict[str, SlidingWindow] = {}
+
+    def count_call(self, group: str, user_agent: str | None) -> None:
+        """Count one call to an endpoint group (``calls:<group>``) and its ``User-Agent``."""
+        with self.lock:
+            self.counters[f"calls:{group}"] += 1
+            self.user_agents[user_agent or ""] += 1
 
     # -- time -------------------------------------------------------------------------------------------------
     def tick(self) -> float:

@@ -27,7 +27,14 @@ def _address(value: Any) -> Any:
 
 
 class TrackingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, recording its transport so a fault can abort the connection."""
+    """uvicorn's httptools protocol, recording its transport so a fault can abort the connection.
+
+    It writes no access log: the simulator's counters say what was called.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.access_log = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

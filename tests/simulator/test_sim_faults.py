@@ -178,3 +178,38 @@ def test_random_errors_are_seeded() -> None:
     first = pattern(7)
     assert first == pattern(7)
     assert 5 < first.count("error") < 35
+
+
+def test_a_blob_cut_always_stops_every_resume_at_the_same_offset(simulator: Simulator, mde: SimClient) -> None:
+    _, url = _finished_blob_url(simulator, mde)
+    simulator.state.faults.set("blob", cut_after_bytes=1000, cut_mode="always")
+
+    resumed = mde.session.get(url, headers={"Range": "bytes=500-"}, verify=mde.verify, stream=True, timeout=10)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        resumed.content  # noqa: B018
+    past = mde.session.get(url, headers={"Range": "bytes=1000-"}, verify=mde.verify, stream=True, timeout=10)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        past.content  # noqa: B018
+
+
+@pytest.mark.parametrize(("announce", "header"), [(True, "1"), (30, "0.5"), (False, None)])
+def test_throttling_with_or_without_retry_after(
+    simulator: Simulator, mde: SimClient, announce: float | bool, header: str | None
+) -> None:
+    simulator.state.faults.set("machines", throttle_next=1, throttle_retry_after=announce)
+
+    response = mde.get("/api/machines")
+
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "TooManyRequests"
+    assert response.headers.get("Retry-After") == header
+    assert simulator.state.counters["throttled:machines"] == 1
+    assert mde.get("/api/machines").status_code == 200
+
+
+def test_user_agents_of_every_counted_call_are_recorded(simulator: Simulator, mde: SimClient) -> None:
+    mde.get("/api/machines", headers={"User-Agent": "MdePartner-Test-Sim/1.0"})
+
+    assert simulator.state.user_agents["MdePartner-Test-Sim/1.0"] == 1
+    calls = sum(value for key, value in simulator.state.counters.items() if key.startswith("calls:"))
+    assert sum(simulator.state.user_agents.values()) == calls
