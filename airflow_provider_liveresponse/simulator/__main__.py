@@ -7,9 +7,10 @@ import json
 import signal
 import sys
 import threading
+from dataclasses import fields
 from typing import Any
 
-from airflow_provider_liveresponse.simulator.limits import PROFILES
+from airflow_provider_liveresponse.simulator.limits import PROFILES, Limits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,13 +21,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to serve on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port of the API and login host (0: a free port)")
+    parser.add_argument("--blob-host", default=None, help="address of the blob host (default: --host)")
     parser.add_argument("--blob-port", type=int, default=0, help="port of the blob host (0: a free port)")
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (1)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="seeds", help="limits profile (seeds)")
     parser.add_argument("--state-dir", default=None, help="folder for TLS files and blobs (a temporary folder)")
     parser.add_argument("--token-lifetime", type=float, default=3600, help="token lifetime, simulated seconds (3600)")
     parser.add_argument("--seed", type=int, default=0, help="seed of contents, ids and random faults (0)")
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override one limit, e.g. --limit run_calls_per_minute=20 (repeatable; names: "
+        + ", ".join(field.name for field in fields(Limits))
+        + ")",
+    )
     args = parser.parse_args(argv)
+    limits: dict[str, Any] = {}
+    for item in args.limit:
+        name, separator, value = item.partition("=")
+        if not separator or name not in {field.name for field in fields(Limits)}:
+            parser.error(f"--limit {item!r}: expected NAME=VALUE with a known limit name")
+        limits[name] = float(value) if "." in value else int(value)
 
     from airflow_provider_liveresponse.simulator.server import Simulator
 
@@ -45,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         token_lifetime=args.token_lifetime,
         host=args.host,
         port=args.port,
+        blob_host=args.blob_host,
         blob_port=args.blob_port,
+        limits=limits,
     )
     simulator.start()
     try:

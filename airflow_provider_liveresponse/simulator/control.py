@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -180,8 +181,6 @@ class Control:
 
     async def digest(self, request: Request) -> Response:
         """The expected digests of a result (materializes the blob if needed)."""
-        import asyncio
-
         action_id, index = request.path_params["action_id"], request.path_params["index"]
         return JSONResponse(await asyncio.to_thread(self.state.result_digest, action_id, index))
 

@@ -250,6 +250,8 @@ class Simulator:
         identity = self.identity
 
         async def discovery(request: Request) -> Response:
+            with self.state.lock:
+                self.state.counters["discovery_requests"] += 1
             return identity.openid_configuration(request.path_params["tenant"])
 
         async def token(request: Request) -> Response:

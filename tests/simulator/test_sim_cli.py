@@ -37,7 +37,9 @@ def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], dict[str,
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_the_cli_prints_how_to_connect_and_stops_on_a_signal(tmp_path: Path, stop_signal: signal.Signals) -> None:
-    process, info = _start(tmp_path, "--speed", "60", "--profile", "current", "--seed", "3")
+    process, info = _start(
+        tmp_path, "--speed", "60", "--profile", "current", "--seed", "3", "--limit", "run_calls_per_minute=20"
+    )
     try:
         assert set(info) >= {
             "airflow_conn_env",
@@ -76,6 +78,9 @@ def test_the_cli_prints_how_to_connect_and_stops_on_a_signal(tmp_path: Path, sto
             timeout=10,
         )
         assert machines.status_code == 200
+        limits = requests.get(f"{info['control_url']}/limits", verify=info["ca_file"], timeout=10).json()
+        assert limits["run_calls_per_minute"] == 20
+        assert limits["concurrent_sessions"] == 50
     finally:
         process.send_signal(stop_signal)
         try:
