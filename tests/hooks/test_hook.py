@@ -338,7 +338,7 @@ def test_list_follows_paging_and_filters(simulator: Simulator, hook: LiveRespons
     assert sorted(a.id for a in listed) == sorted(ids)
     assert simulator.state.counters["calls:list_actions"] == 3
     only = hook.list_machine_actions(comment_contains="batch 3")
-    assert [a.requestor_comment for a in only][0].startswith("batch 3")
+    assert next(a.requestor_comment for a in only).startswith("batch 3")
     mine = hook.list_machine_actions(machine_id=device_id("ws-0011.contoso.local"))
     assert [a.id for a in mine] == [ids[1]]
     by_id = hook.list_machine_actions(action_ids=ids[:2])
