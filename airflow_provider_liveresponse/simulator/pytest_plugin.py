@@ -1,20 +1,21 @@
-"""pytest fixture ``simulator``: a running MDE simulator per test (speed 60, state in ``tmp_path``).
-
-Its tokens live ``3600 x 60`` simulated seconds, so ``expires_in`` is 3600 real seconds as in production: msal
-treats a token that expires within five real minutes as expired, so at speed 60 a one-hour simulated lifetime
-would make every call fetch a new token. Tests of expiry advance the clock by ``sim.identity.token_lifetime``.
+"""pytest fixtures: ``simulator`` (a running MDE simulator per test) and ``simulator_factory`` (custom ones).
 
 Enable with ``pytest_plugins = ["airflow_provider_liveresponse.simulator.pytest_plugin"]``.
+
+``simulator`` runs at speed 60 with its state in ``tmp_path``. Its tokens live ``3600 x 60`` simulated
+seconds, so ``expires_in`` is 3600 real seconds as in production: msal treats a token that expires within five
+real minutes as expired, so at speed 60 a one-hour simulated lifetime would make every call fetch a new token.
+Tests of expiry advance the clock by ``sim.identity.token_lifetime``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from airflow_provider_liveresponse.simulator.server import Simulator
@@ -26,11 +27,26 @@ FIXTURE_TOKEN_LIFETIME = 3600 * FIXTURE_SPEED
 
 
 @pytest.fixture
-def simulator(tmp_path: Path) -> Iterator[Simulator]:
-    """A started simulator on free loopback ports, stopped after the test."""
+def simulator_factory(tmp_path: Path) -> Iterator[Callable[..., Simulator]]:
+    """Start simulators with any :class:`Simulator` arguments (fixture defaults otherwise); all stop after the test."""
     from airflow_provider_liveresponse.simulator.server import Simulator
 
-    with Simulator(
-        speed=FIXTURE_SPEED, state_dir=tmp_path / "mde-simulator", token_lifetime=FIXTURE_TOKEN_LIFETIME
-    ) as sim:
-        yield sim
+    started: list[Simulator] = []
+
+    def make(**kwargs: Any) -> Simulator:
+        kwargs.setdefault("speed", FIXTURE_SPEED)
+        kwargs.setdefault("token_lifetime", FIXTURE_TOKEN_LIFETIME * kwargs["speed"] / FIXTURE_SPEED)
+        kwargs.setdefault("state_dir", tmp_path / f"mde-simulator-{len(started)}")
+        sim = Simulator(**kwargs).start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.stop()
+
+
+@pytest.fixture
+def simulator(simulator_factory: Callable[..., Simulator]) -> Simulator:
+    """A started simulator on free loopback ports (speed 60), stopped after the test."""
+    return simulator_factory()

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import TYPE_CHECKING
 
+import pytest
+import requests
 from sim_helpers import TRIAGE_ZIP, SimClient, get_file
 
+from airflow_provider_liveresponse.simulator import Simulator
 from airflow_provider_liveresponse.simulator.clock import parse_datetime
 from airflow_provider_liveresponse.simulator.fleet import device_id
 
 if TYPE_CHECKING:
-    from airflow_provider_liveresponse.simulator.server import Simulator
+    from pathlib import Path
 
 WS1 = device_id("ws-0001.contoso.local")
 
@@ -126,3 +130,26 @@ def test_the_connection_uri_round_trips_through_airflow(simulator: Simulator) ->
     assert connection.login == simulator.client_id
     assert connection.password == simulator.client_secret
     assert connection.extra_dejson == simulator.connection_extra()
+
+
+def test_stop_really_stops_the_servers_and_their_thread(tmp_path: Path) -> None:
+    threads_before = threading.active_count()
+    sim = Simulator(speed=60, state_dir=tmp_path).start()
+    client = SimClient(sim)
+    assert client.get("/api/libraryfiles").status_code == 200  # leaves a keep-alive connection open
+
+    sim.stop()
+
+    assert not sim.running
+    assert threading.active_count() == threads_before
+    for url in (sim.api_url, sim.blob_url):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            requests.get(url, verify=str(sim.ca_file), timeout=5)
+
+
+def test_a_temporary_state_folder_is_removed_on_stop() -> None:
+    with Simulator() as sim:
+        folder = sim.state_dir
+        assert sim.ca_file.is_file()
+
+    assert not folder.exists()

@@ -12,6 +12,7 @@ from airflow_provider_liveresponse.simulator.fleet import OFFLINE_HOSTS, device_
 from airflow_provider_liveresponse.simulator.limits import retry_after_header
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 
@@ -66,10 +67,10 @@ def test_pending_sessions_of_offline_devices_count_as_concurrent(simulator: Simu
     assert mde.run(_host(1), get_file(TRIAGE_ZIP)).status_code == 429
 
 
-def test_the_current_profile_allows_fifty_sessions(tmp_path: Path) -> None:
-    with Simulator(speed=60, state_dir=tmp_path, profile="current", limits={"run_calls_per_minute": 1000}) as sim:
-        mde = SimClient(sim)
-        statuses = [mde.run(_host(n), run_script("slow.ps1")).status_code for n in range(1, 52)]
+def test_the_current_profile_allows_fifty_sessions(simulator_factory: Callable[..., Simulator]) -> None:
+    sim = simulator_factory(profile="current", limits={"run_calls_per_minute": 1000})
+    mde = SimClient(sim)
+    statuses = [mde.run(_host(n), run_script("slow.ps1")).status_code for n in range(1, 52)]
 
     assert statuses == [201] * 50 + [429]
 
