@@ -199,3 +199,23 @@ def test_a_file_added_through_control_can_be_collected(simulator: Simulator, mde
 
     assert mde.action(action_id)["status"] == "Succeeded"
     assert simulator.state.result_digest(action_id, 0)["raw"]["size"] == 12345
+
+
+def test_a_linux_device_runs_its_script_and_gives_its_files(simulator: Simulator, mde: SimClient) -> None:
+    linux = device_id("lnx-0001.contoso.local")
+    action_id = mde.start(linux, run_script("collect.sh"), get_file("/tmp/collect.tar.gz"), get_file("/var/log/syslog"))
+
+    simulator.state.advance_clock(120)
+
+    assert mde.action(action_id)["status"] == "Succeeded"
+    assert simulator.state.result_digest(action_id, 2)["raw"]["size"] == 512 * 1024
+
+
+def test_putfile_puts_the_library_file_in_the_downloads_folder(simulator: Simulator, mde: SimClient) -> None:
+    downloads = "C:\\ProgramData\\Microsoft\\Windows Defender Advanced Threat Protection\\Downloads"
+    action_id = mde.start(WS1, put_file("procdump64.exe"), get_file(f"{downloads}\\procdump64.exe"))
+
+    simulator.state.advance_clock(60)
+
+    assert mde.action(action_id)["status"] == "Succeeded"
+    assert simulator.state.result_digest(action_id, 1)["file_name"] == "procdump64.exe.gz"
