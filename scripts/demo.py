@@ -36,7 +36,7 @@ def main() -> int:
     from airflow_provider_liveresponse.simulator import Simulator
 
     evidence = Path(args.evidence).resolve()
-    with Simulator(speed=args.speed) as sim:
+    with Simulator(speed=args.speed, token_lifetime=3600 * args.speed) as sim:
         os.environ["AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT"] = sim.connection_json()
         log.info("MDE simulator up: API %s, blob host %s, speed x%g", sim.api_url, sim.blob_url, args.speed)
         hook = LiveResponseHook()

@@ -16,7 +16,7 @@ from airflow_provider_liveresponse.exceptions import (
     LiveResponseConfigError,
 )
 from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook, marker_tag
-from airflow_provider_liveresponse.models import ActionStatus, GetFile, PutFile, RunScript
+from airflow_provider_liveresponse.models import ActionStatus, GetFile, RunScript
 from airflow_provider_liveresponse.simulator.fleet import device_id
 
 if TYPE_CHECKING:
@@ -471,7 +471,12 @@ def test_find_machines_by_name_and_tag(hook: LiveResponseHook) -> None:
         (lambda h: h.upload_library_file(b"x" * (20 * 1024 * 1024 + 1), file_name="big.ps1"), "at most"),
         (lambda h: h.upload_library_file(b"x", file_name="dir\\a.ps1"), "path separator"),
         (lambda h: h.list_machine_actions(page_size=0), "page_size"),
-        (lambda h: h.run_live_response(WS1, [PutFile("CON")], "c"), "reserved"),
+        (
+            lambda h: h.run_live_response(
+                WS1, [{"type": "PutFile", "params": [{"key": "FileName", "value": "CON"}]}], "c"
+            ),
+            "reserved",
+        ),
     ],
 )
 def test_bad_input_is_named_before_any_request(
