@@ -119,7 +119,7 @@ class TokenProvider:
                 "What to do: check tenant_id, the client id (login) and the client secret or certificate "
                 "thumbprint; secrets expire, so renew it on the app's 'Certificates & secrets' page."
             )
-        mask(token, "mde_access_token")
+        mask(token)
         lifetime = float(result.get("expires_in") or 3600)
         self._token = token
         self._renew_at = now + max(lifetime - min(_RENEW_MARGIN_SECONDS, lifetime * 0.1), 0.0)

@@ -5,21 +5,25 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit
 
 
-def mask(value: str | None, name: str | None = None) -> None:
-    """Register ``value`` with Airflow's secrets masker, in the task process and its supervisor."""
+def mask(value: str | None) -> None:
+    """Register ``value`` with Airflow's secrets masker, in the task process and its supervisor.
+
+    No name is passed on purpose: Airflow masks a named value only when the name looks sensitive (``token``,
+    ``secret``...), and a result link or a certificate must be masked whatever it is called.
+    """
     if not value:
         return
     from airflow.sdk.log import mask_secret
 
-    mask_secret(value, name)
+    mask_secret(value)
 
 
 def mask_link(url: str) -> None:
     """Mask a result download link: the whole URL and each signature-bearing query value."""
-    mask(url, "mde_result_link")
+    mask(url)
     for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=False):
         if key.lower() in {"sig", "signature"}:
-            mask(value, "mde_result_link_signature")
+            mask(value)
 
 
 def redact_url(url: str) -> str:

@@ -6,8 +6,12 @@ The environment is set before anything imports Airflow, so a bare ``pytest`` nev
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
+
+import pytest
 
 if "AIRFLOW_HOME" not in os.environ:
     os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
@@ -16,3 +20,17 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 
 pytest_plugins = ["airflow_provider_liveresponse.simulator.pytest_plugin"]
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """Migrate the test AIRFLOW_HOME's SQLite database once per session."""
+    home = Path(os.environ["AIRFLOW_HOME"])
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ},
+    )
+    return home

@@ -185,8 +185,8 @@ class LiveResponseHook(HttpHook):
         if self._settings is None:
             conn = self.get_connection(self.mde_conn_id)
             settings = ConnectionSettings.from_connection(conn)
-            mask(settings.client_secret, "mde_client_secret")
-            mask(settings.certificate_pem, "mde_certificate")
+            mask(settings.client_secret)
+            mask(settings.certificate_pem)
             self._settings = settings
             self.base_url = settings.api_url
             self._base_url_initialized = True
@@ -221,6 +221,31 @@ class LiveResponseHook(HttpHook):
     def url_from_endpoint(self, endpoint: str | None) -> str:
         """The absolute URL of an API path such as ``api/machineactions``."""
         return f"{self.settings.api_url}/{(endpoint or '').lstrip('/')}"
+
+    def run(
+        self,
+        endpoint: str | None = None,
+        data: dict[str, Any] | str | None = None,
+        headers: dict[str, Any] | None = None,
+        extra_options: dict[str, Any] | None = None,
+        **request_kwargs: Any,
+    ) -> requests.Response:
+        """HttpHook's generic call (``self.method`` on an API path), with this hook's auth, retries and errors.
+
+        ``data`` becomes the query string of a GET and the JSON body otherwise.
+        """
+        method = self.method
+        is_get = method in ("GET", "HEAD", "DELETE")
+        return self._request(
+            method,
+            endpoint or "",
+            what=f"{method} {endpoint or '/'}",
+            params=data if is_get and isinstance(data, dict) else None,
+            json_body=data if not is_get and isinstance(data, dict) else None,
+            data=data if isinstance(data, str) else None,
+            ok=range(200, 300),
+            idempotent=is_get,
+        )
 
     def check_response(self, response: requests.Response) -> None:
         """Raise on an error status without logging the body (which may hold a result link)."""

@@ -74,8 +74,8 @@ class LiveResponseAsyncHook(BaseHook):
         if self._settings is None:
             conn = await self.aget_connection(self.mde_conn_id)
             settings = await asyncio.to_thread(ConnectionSettings.from_connection, conn)
-            mask(settings.client_secret, "mde_client_secret")
-            mask(settings.certificate_pem, "mde_certificate")
+            mask(settings.client_secret)
+            mask(settings.certificate_pem)
             self._settings = settings
         return self._settings
 

@@ -131,6 +131,10 @@ def test_certificate_auth(simulator: Simulator, make_connection: Any, tmp_path: 
     assert hook.settings.uses_certificate
     assert hook.get_machine(WS1).computer_dns_name == "ws-0001.contoso.local"
     assert simulator.state.counters["token_requests"] == 1
+    from airflow.sdk._shared.secrets_masker import redact
+
+    private_key_line = key_pem.splitlines()[1]
+    assert private_key_line not in str(redact(key_pem + cert_pem))
 
 
 @pytest.mark.parametrize(
@@ -517,3 +521,25 @@ def test_no_secret_token_or_link_signature_reaches_the_logs(
     for secret in (simulator.client_secret, token, signature, link):
         for text in texts:
             assert secret not in text  # ...never the secret, the token or the signature
+
+
+def test_secrets_are_registered_with_airflows_masker(simulator: Simulator, hook: LiveResponseHook) -> None:
+    from airflow.sdk._shared.secrets_masker import redact
+
+    action = hook.run_live_response(WS1, [GetFile(r"C:\Windows\Temp\empty.txt")], comment="masker")
+    run_to_end(simulator, hook, action.id)
+    link = hook.get_result_download_link(action.id, 0)
+    signature = parse_qs(urlsplit(link).query)["sig"][0]
+    for secret in (simulator.client_secret, hook.tokens.token(), link, signature):
+        assert secret not in str(redact(f"before {secret} after"))
+
+
+def test_the_generic_http_hook_call_goes_through_auth_and_retries(
+    simulator: Simulator, conn_id: str, hook: LiveResponseHook
+) -> None:
+    simulator.state.faults.set("machines", fail_next=1, status=500)
+    response = LiveResponseHook(conn_id, sleep=lambda s: None).run(f"api/machines/{WS1}")
+    assert response.json()["id"] == WS1
+    hook.method = "GET"
+    listed = hook.run("api/machines", data={"$filter": "computerDnsName eq 'ws-0002.contoso.local'"})
+    assert [m["id"] for m in listed.json()["value"]] == [WS2]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
-import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -14,20 +12,6 @@ from typing import Any
 import pytest
 
 from airflow_provider_liveresponse.auth import reset_token_providers
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """Migrate the test AIRFLOW_HOME's SQLite database once per session."""
-    home = Path(os.environ["AIRFLOW_HOME"])
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        capture_output=True,
-        timeout=300,
-        env={**os.environ},
-    )
-    return home
 
 
 @pytest.fixture
