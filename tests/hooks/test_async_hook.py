@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError
-from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
 from airflow_provider_liveresponse.hooks.live_response_async import LiveResponseAsyncHook
 from airflow_provider_liveresponse.models import ActionStatus, RunScript
 from airflow_provider_liveresponse.simulator.fleet import device_id
 
 if TYPE_CHECKING:
+    from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
     from airflow_provider_liveresponse.simulator import Simulator
 
 
