@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -119,13 +120,18 @@ class ActionPoller:
         return any(not w.polled for w in self._waiters.values())
 
 
-_POLLERS: dict[tuple[int, str], ActionPoller] = {}
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ActionPoller]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def poller_for(conn_id: str, hook_factory: type[LiveResponseAsyncHook]) -> ActionPoller:
-    """The poller of ``conn_id`` in the running event loop (one per loop and connection)."""
-    key = (id(asyncio.get_running_loop()), conn_id)
-    poller = _POLLERS.get(key)
+    """The poller of ``conn_id`` in the running event loop (one per loop and connection).
+
+    Keyed by the loop itself (weakly), so a loop that ended never lends its poller to a new one.
+    """
+    pollers = _POLLERS.setdefault(asyncio.get_running_loop(), {})
+    poller = pollers.get(conn_id)
     if poller is None:
-        poller = _POLLERS[key] = ActionPoller(conn_id, hook_factory)
+        poller = pollers[conn_id] = ActionPoller(conn_id, hook_factory)
     return poller
