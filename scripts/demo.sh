@@ -8,4 +8,7 @@ source scripts/_env.sh
 line="${AIRFLOW_LINES##* }"
 bootstrap_uv
 make_venv "$line"
+# Airflow reads its config from AIRFLOW_HOME: keep the demo's inside .venv, not in ~/airflow.
+export AIRFLOW_HOME="${AIRFLOW_HOME:-$PWD/$VENV_ROOT/demo-airflow-home}"
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
 exec "$VENV_ROOT/airflow-$line/bin/python" scripts/demo.py "$@"

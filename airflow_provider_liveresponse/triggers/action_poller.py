@@ -120,9 +120,7 @@ class ActionPoller:
         return any(not w.polled for w in self._waiters.values())
 
 
-_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ActionPoller]] = (
-    weakref.WeakKeyDictionary()
-)
+_POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ActionPoller]] = weakref.WeakKeyDictionary()
 
 
 def poller_for(conn_id: str, hook_factory: type[LiveResponseAsyncHook]) -> ActionPoller:
