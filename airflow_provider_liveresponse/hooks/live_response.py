@@ -115,6 +115,7 @@ class LiveResponseHook(HttpHook):
         extras ``tenant_id``, ``cloud``, ``api_url``, ``authority_url``, ``certificate_path`` /
         ``certificate_pem`` + ``certificate_thumbprint``, ``ca_bundle``.
     :param max_retry_wait: total seconds one call may wait between retries (429 and transient errors).
+    :param max_throttle_wait: seconds of that budget one call may spend on 429s (None: all of it; 0: raise at once).
     :param max_attempts: attempts for transient errors (5xx, resets, timeouts).
     :param timeout: requests' (connect, read) timeout in seconds.
     """
@@ -129,13 +130,16 @@ class LiveResponseHook(HttpHook):
         mde_conn_id: str = DEFAULT_CONN_ID,
         *,
         max_retry_wait: float = 600.0,
+        max_throttle_wait: float | None = None,
         max_attempts: int = 6,
         timeout: float | tuple[float, float] = (10.0, 120.0),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         super().__init__(method="GET", http_conn_id=mde_conn_id)
         self.mde_conn_id = mde_conn_id
-        self.retry_policy = RetryPolicy(max_retry_wait=max_retry_wait, max_attempts=max_attempts)
+        self.retry_policy = RetryPolicy(
+            max_retry_wait=max_retry_wait, max_throttle_wait=max_throttle_wait, max_attempts=max_attempts
+        )
         self.timeout = timeout
         self._sleep = sleep
         self._settings: ConnectionSettings | None = None
@@ -512,24 +516,17 @@ class LiveResponseHook(HttpHook):
     def find_action_by_marker(
         self, machine_id: str, marker: str, *, created_after: datetime | None = None
     ) -> MachineAction | None:
-        """The live-response action on ``machine_id`` whose comment carries ``marker``, if any.
+        """The live-response action on ``machine_id`` whose comment carries exactly ``marker``, if any.
 
         Matches on the client (the API does not document filtering by comment). With several matches
         (which this hook never creates) the oldest is returned.
         """
-        machine_id = validate_machine_id(machine_id)
         tag = marker_tag(marker)
-        since = created_after or (datetime.now().astimezone() - _MARKER_LOOKBACK)
         matches = [
             action
-            for action in self.list_machine_actions(
-                machine_id=machine_id, action_type="LiveResponse", created_after=since
-            )
+            for action in self.find_actions_by_marker(machine_id, marker, created_after=created_after)
             if tag in (action.requestor_comment or "")
         ]
-        if not matches:
-            return None
-        matches.sort(key=lambda a: a.creation_date_time_utc or datetime.min.replace(tzinfo=UTC))
         if len(matches) > 1:
             log.warning(
                 "Found %d live-response actions with marker %s on machine %s: %s; using the oldest",
@@ -538,7 +535,27 @@ class LiveResponseHook(HttpHook):
                 machine_id,
                 ", ".join(a.id for a in matches),
             )
-        return matches[0]
+        return matches[0] if matches else None
+
+    def find_actions_by_marker(
+        self, machine_id: str, marker: str, *, created_after: datetime | None = None
+    ) -> list[MachineAction]:
+        """Live-response actions on ``machine_id`` marked ``marker`` or ``marker.<suffix>``, oldest first.
+
+        An operator marks each try's submission ``<marker>.<try>``: this finds every try's action.
+        """
+        machine_id = validate_machine_id(machine_id)
+        exact, family = marker_tag(marker), marker_tag(marker)[:-1] + "."
+        since = created_after or (datetime.now().astimezone() - _MARKER_LOOKBACK)
+        matches = [
+            action
+            for action in self.list_machine_actions(
+                machine_id=machine_id, action_type="LiveResponse", created_after=since
+            )
+            if exact in (comment := action.requestor_comment or "") or family in comment
+        ]
+        matches.sort(key=lambda a: a.creation_date_time_utc or datetime.min.replace(tzinfo=UTC))
+        return matches
 
     # -- machine actions --------------------------------------------------------------------------------
 

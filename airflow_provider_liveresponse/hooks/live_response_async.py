@@ -44,6 +44,7 @@ class LiveResponseAsyncHook(BaseHook):
 
     :param mde_conn_id: the ``mde_live_response`` connection.
     :param max_retry_wait: total seconds one call may wait between retries.
+    :param max_throttle_wait: seconds of that budget one call may spend on 429s (None: all of it; 0: raise at once).
     :param max_attempts: attempts for transient errors.
     :param timeout: total seconds for one request.
     """
@@ -58,12 +59,15 @@ class LiveResponseAsyncHook(BaseHook):
         mde_conn_id: str = DEFAULT_CONN_ID,
         *,
         max_retry_wait: float = 600.0,
+        max_throttle_wait: float | None = None,
         max_attempts: int = 6,
         timeout: float = 120.0,
     ) -> None:
         super().__init__()
         self.mde_conn_id = mde_conn_id
-        self.retry_policy = RetryPolicy(max_retry_wait=max_retry_wait, max_attempts=max_attempts)
+        self.retry_policy = RetryPolicy(
+            max_retry_wait=max_retry_wait, max_throttle_wait=max_throttle_wait, max_attempts=max_attempts
+        )
         self.timeout = timeout
         self._settings: ConnectionSettings | None = None
         self._ssl: ssl.SSLContext | None = None

@@ -30,6 +30,9 @@ class RetryPolicy:
 
     #: Total seconds one call may spend waiting between attempts (429 and transient errors together).
     max_retry_wait: float = 600.0
+    #: Seconds of that budget one call may spend waiting out 429s; None: all of it. A deferrable operator sets
+    #: 0 so a throttled call raises at once and the task defers instead of holding its worker slot.
+    max_throttle_wait: float | None = None
     #: Attempts for transient errors (5xx, resets, timeouts); 429 is bounded by ``max_retry_wait`` only.
     max_attempts: int = 6
     backoff_base: float = 1.0
@@ -49,12 +52,19 @@ class RetryState:
     policy: RetryPolicy
     transient_attempts: int = 0
     waited: float = 0.0
+    throttle_waited: float = 0.0
     history: list[str] = field(default_factory=list)
 
     def wait_for_throttle(self, retry_after: float | None) -> float | None:
         """Seconds to wait after a 429, or None when the budget is spent."""
         delay = retry_after if retry_after is not None else self.policy.backoff(len(self.history) + 1)
-        return self._take(delay, "429")
+        limit = self.policy.max_throttle_wait
+        if limit is not None and self.throttle_waited + max(delay, 0.0) > limit:
+            return None
+        taken = self._take(delay, "429")
+        if taken is not None:
+            self.throttle_waited += taken
+        return taken
 
     def wait_for_transient(self, reason: str) -> float | None:
         """Seconds to wait after a 5xx, reset or timeout, or None when attempts or budget are spent."""

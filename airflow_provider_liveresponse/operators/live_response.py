@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = float(OFFLINE_QUEUE_SECONDS + 3600)
 #: Log the state of a long poke-mode wait at most this often (and on every change).
 _PROGRESS_EVERY = 300.0
+#: The task state store key (Airflow 3.3+) holding the action id this task submitted.
+STATE_STORE_KEY = "mde_action_id"
 
 
 def _seconds(value: float | timedelta, field: str) -> float:
@@ -104,11 +106,11 @@ class LiveResponseOperator(BaseOperator):
 
     # -- helpers ----------------------------------------------------------------------------------------
 
-    def _hook(self, *, max_retry_wait: float | None = None) -> LiveResponseHook:
+    def _hook(self, *, max_throttle_wait: float | None = None) -> LiveResponseHook:
         from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
 
         return LiveResponseHook(
-            self.mde_conn_id, max_retry_wait=self.max_retry_wait if max_retry_wait is None else max_retry_wait
+            self.mde_conn_id, max_retry_wait=self.max_retry_wait, max_throttle_wait=max_throttle_wait
         )
 
     def _validated(self) -> tuple[list[Command], str]:
@@ -179,62 +181,139 @@ class LiveResponseOperator(BaseOperator):
         deadline = time.time() + self.timeout
         return self._submit_and_wait(context, commands, comment or self._default_comment(context), deadline)
 
-    def _submit_and_wait(self, context: Context, commands: list[Command], comment: str, deadline: float) -> Any:
+    def resume_submit(
+        self,
+        context: Context,
+        event: Any = None,
+        deadline: float | None = None,
+        busy_deadline: float | None = None,
+    ) -> Any:
+        """Back from a deferral (throttled submit or busy device): look up, then submit again."""
+        commands, comment = self._validated()
+        return self._submit_and_wait(
+            context,
+            commands,
+            comment or self._default_comment(context),
+            deadline or time.time() + self.timeout,
+            busy_deadline,
+        )
+
+    def _submit_and_wait(
+        self,
+        context: Context,
+        commands: list[Command],
+        comment: str,
+        deadline: float,
+        busy_deadline: float | None = None,
+    ) -> Any:
         from airflow_provider_liveresponse.exceptions import LiveResponseApiError
 
-        # A deferrable task gives a throttled submit back to the triggerer instead of holding its slot.
-        hook = self._hook(max_retry_wait=0.0 if self.deferrable else None)
-        machine_id = self._resolve_machine(hook)
-        marker = self.marker(context)
-        action = hook.find_action_by_marker(
-            machine_id, marker, created_after=datetime.now(UTC) - timedelta(seconds=self.timeout + 86400)
-        )
-        if action is not None:
-            self.log.info(
-                "Reattaching to action %s on machine %s, submitted by an earlier try of this task (%s); "
-                "not running the commands again",
-                action.id,
-                machine_id,
-                action.status,
-            )
-        else:
-            try:
-                action = hook.run_live_response(machine_id, commands, comment, marker=marker)
-            except LiveResponseApiError as exc:
-                if exc.status == 429 and self.deferrable:
-                    return self._defer_for_throttle(exc.retry_after, deadline)
-                if exc.code == "ActiveRequestAlreadyExists":
-                    return self._wait_for_busy_device(context, hook, machine_id, commands, comment, deadline, exc)
-                raise
-        self.action_id = action.id
-        ti = context["ti"]
-        ti.xcom_push(key="action_id", value=action.id)
-        ti.xcom_push(key="machine_id", value=machine_id)
-        MachineActionLink.persist(context, action.id)
+        # A deferrable task gives a throttled call back to the triggerer instead of holding its worker slot.
+        hook = self._hook(max_throttle_wait=0.0 if self.deferrable else None)
+        try:
+            action = self._reattach_from_state_store(context, hook)
+            if action is None:
+                action = self._find_or_submit(context, hook, commands, comment)
+        except LiveResponseApiError as exc:
+            if exc.status == 429 and self.deferrable:
+                return self._defer_for_throttle(exc.retry_after, deadline, busy_deadline)
+            if exc.code == "ActiveRequestAlreadyExists" and exc.machine_id:
+                return self._wait_for_busy_device(
+                    context, hook, exc.machine_id, commands, comment, deadline, busy_deadline, exc
+                )
+            raise
+        self._record(context, action)
         if not self.wait_for_completion:
             return action.summary()
         return self._wait(context, hook, action, deadline)
 
-    def _defer_for_throttle(self, retry_after: float | None, deadline: float) -> Any:
+    def _reattach_from_state_store(self, context: Context, hook: LiveResponseHook) -> MachineAction | None:
+        """Airflow 3.3+: the action an earlier try of this task recorded in the task state store, if it can be
+        reattached to (still running, or succeeded)."""
+        store: Any = context.get("task_state_store")
+        if store is None:
+            return None
+        try:
+            action_id = store.get(STATE_STORE_KEY)
+        except Exception as exc:  # the marker look-up still protects the device
+            self.log.warning("Could not read the task state store (%s); looking the action up by marker", exc)
+            return None
+        if not isinstance(action_id, str) or not action_id:
+            return None
+        action = hook.get_machine_action(action_id)
+        if action.is_terminal and str(action.status) != "Succeeded":
+            return None
+        self.log.info(
+            "Reattaching to action %s on machine %s (%s), recorded by an earlier try of this task; not running "
+            "the commands again",
+            action.id,
+            action.machine_id,
+            action.status,
+        )
+        return action
+
+    def _find_or_submit(
+        self, context: Context, hook: LiveResponseHook, commands: list[Command], comment: str
+    ) -> MachineAction:
+        """Reattach to this task's action from an earlier try (by its marker), or submit the commands."""
+        machine_id = self._resolve_machine(hook)
+        marker = self.marker(context)
+        earlier = hook.find_actions_by_marker(
+            machine_id, marker, created_after=datetime.now(UTC) - timedelta(seconds=self.timeout + 86400)
+        )
+        latest = earlier[-1] if earlier else None
+        if latest is not None and (not latest.is_terminal or str(latest.status) == "Succeeded"):
+            self.log.info(
+                "Reattaching to action %s on machine %s (%s), submitted by an earlier try of this task; not "
+                "running the commands again",
+                latest.id,
+                machine_id,
+                latest.status,
+            )
+            return latest
+        if latest is not None:
+            self.log.warning(
+                "The earlier try's action %s on machine %s ended %s: this retry runs the commands again",
+                latest.id,
+                machine_id,
+                latest.status,
+            )
+        try_number = getattr(context["ti"], "try_number", None) or 1
+        return hook.run_live_response(machine_id, commands, comment, marker=f"{marker}.{try_number}")
+
+    def _record(self, context: Context, action: MachineAction) -> None:
+        """Make the action id durable at once: task state store (3.3+), XCom, and the portal link."""
+        self.action_id = action.id
+        store: Any = context.get("task_state_store")
+        if store is not None:
+            try:
+                store.set(STATE_STORE_KEY, action.id)
+            except Exception as exc:  # the marker still finds the action on a retry
+                self.log.warning("Could not record action %s in the task state store (%s)", action.id, exc)
+        ti = context["ti"]
+        ti.xcom_push(key="action_id", value=action.id)
+        ti.xcom_push(key="machine_id", value=action.machine_id)
+        MachineActionLink.persist(context, action.id)
+
+    def _defer_for_throttle(self, retry_after: float | None, deadline: float, busy_deadline: float | None) -> Any:
         from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 
         delay = max(retry_after or 60.0, 1.0)
+        if time.time() + delay >= deadline:
+            raise TimeoutError(
+                f"Task {self.task_id}: MDE kept throttling (429) and the task's timeout ({self.timeout:.0f} s) "
+                "would pass before the next try; nothing was submitted. What to do: lower the number of "
+                "concurrent live-response tasks (a pool of 25 slots with include_deferred=True) and rerun"
+            )
         self.log.warning(
-            "MDE throttled the submit (429: at most 10 a minute and 25 concurrent sessions per tenant); "
-            "deferring %.0f s instead of holding a worker slot",
+            "MDE throttled the call (429: at most 10 runs a minute, 25 concurrent sessions and 1,500 reads an "
+            "hour per tenant); deferring %.0f s instead of holding a worker slot",
             delay,
         )
         self.defer(
             trigger=TimeDeltaTrigger(timedelta(seconds=delay)),
             method_name="resume_submit",
-            kwargs={"deadline": deadline},
-        )
-
-    def resume_submit(self, context: Context, event: Any = None, deadline: float | None = None) -> Any:
-        """Back from a deferral (throttled submit or busy device): look up, then submit again."""
-        commands, comment = self._validated()
-        return self._submit_and_wait(
-            context, commands, comment or self._default_comment(context), deadline or time.time() + self.timeout
+            kwargs={"deadline": deadline, "busy_deadline": busy_deadline},
         )
 
     def _wait_for_busy_device(
@@ -245,6 +324,7 @@ class LiveResponseOperator(BaseOperator):
         commands: list[Command],
         comment: str,
         deadline: float,
+        busy_deadline: float | None,
         error: Exception,
     ) -> Any:
         from airflow_provider_liveresponse.exceptions import LiveResponseApiError
@@ -254,7 +334,7 @@ class LiveResponseOperator(BaseOperator):
         )
         if not active:
             # It ended between the refusal and the look-up: try again at once.
-            return self.resume_submit(context, deadline=deadline)
+            return self._submit_and_wait(context, commands, comment, deadline, busy_deadline)
         blocking = min(active, key=lambda a: a.creation_date_time_utc or datetime.min.replace(tzinfo=UTC))
         age = (
             (datetime.now(UTC) - blocking.creation_date_time_utc).total_seconds()
@@ -272,24 +352,28 @@ class LiveResponseOperator(BaseOperator):
                 blocking.requestor_comment,
             )
             hook.cancel_machine_action(blocking.id, f"Stale session cancelled by Airflow task {self.task_id}")
-            return self.resume_submit(context, deadline=deadline)
-        busy_deadline = min(deadline, time.time() + self.busy_timeout)
+            return self._submit_and_wait(context, commands, comment, deadline, busy_deadline)
+        if busy_deadline is None:
+            busy_deadline = min(deadline, time.time() + self.busy_timeout)
         if time.time() >= busy_deadline:
             raise LiveResponseApiError(
                 f"Machine {machine_id} stayed busy with another live-response session, action {blocking.id} "
                 f"({blocking.status}, requested by {blocking.requestor}: {blocking.requestor_comment!r}), past "
-                f"busy_timeout. What to do: wait for it, cancel it in the Defender portal, or set "
-                "cancel_stale_after to let the task cancel stale Pending sessions",
+                f"busy_timeout ({self.busy_timeout:.0f} s); nothing was submitted. What to do: wait for it, "
+                "cancel it in the Defender portal, or set cancel_stale_after to let the task cancel stale "
+                "Pending sessions",
                 machine_id=machine_id,
                 action_id=blocking.id,
                 code="ActiveRequestAlreadyExists",
             ) from error
         self.log.info(
-            "Machine %s is busy with action %s (%s, requested by %s); waiting for it to end before submitting",
+            "Machine %s is busy with action %s (%s, requested by %s); waiting up to %.0f s for it to end "
+            "before submitting",
             machine_id,
             blocking.id,
             blocking.status,
             blocking.requestor,
+            busy_deadline - time.time(),
         )
         if self.deferrable:
             from airflow_provider_liveresponse.triggers.machine_action import MachineActionTrigger
@@ -297,13 +381,13 @@ class LiveResponseOperator(BaseOperator):
             self.defer(
                 trigger=MachineActionTrigger(blocking.id, self.mde_conn_id, self.poll_interval, end_time=busy_deadline),
                 method_name="resume_submit",
-                kwargs={"deadline": deadline},
+                kwargs={"deadline": deadline, "busy_deadline": busy_deadline},
             )
         while time.time() < busy_deadline:
-            time.sleep(self.poll_interval)
+            time.sleep(min(self.poll_interval, max(busy_deadline - time.time(), 0.0)))
             if hook.get_machine_action(blocking.id).is_terminal:
-                return self.resume_submit(context, deadline=deadline)
-        return self._wait_for_busy_device(context, hook, machine_id, commands, comment, deadline, error)
+                break
+        return self._submit_and_wait(context, commands, comment, deadline, busy_deadline)
 
     def _wait(self, context: Context, hook: LiveResponseHook, action: MachineAction, deadline: float) -> Any:
         if action.is_terminal:
@@ -312,7 +396,13 @@ class LiveResponseOperator(BaseOperator):
             from airflow_provider_liveresponse.triggers.machine_action import MachineActionTrigger
 
             self.defer(
-                trigger=MachineActionTrigger(action.id, self.mde_conn_id, self.poll_interval, end_time=deadline),
+                trigger=MachineActionTrigger(
+                    action.id,
+                    self.mde_conn_id,
+                    self.poll_interval,
+                    end_time=deadline,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
                 method_name="execute_complete",
                 timeout=timedelta(seconds=max(deadline - time.time(), 1.0) + 600),
             )

@@ -20,6 +20,9 @@ from airflow_provider_liveresponse.models import MachineAction, describe_outcome
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+#: Log a long wait's state and elapsed time at most this often (and on every change).
+PROGRESS_EVERY = 300.0
+
 
 class MachineActionTrigger(BaseTrigger):
     """Fires when a machine action ends (or its deadline passes).
@@ -28,6 +31,8 @@ class MachineActionTrigger(BaseTrigger):
     :param mde_conn_id: the ``mde_live_response`` connection.
     :param poll_interval: seconds between polls (shared with other triggers of the same connection).
     :param end_time: a UNIX timestamp after which the trigger reports ``timeout``; None waits forever.
+    :param cancel_on_kill: on Airflow 3.3+, cancel the action in MDE when a user kills the deferred task
+        (mark failed / success, clear); never on a triggerer restart.
     """
 
     def __init__(
@@ -36,12 +41,14 @@ class MachineActionTrigger(BaseTrigger):
         mde_conn_id: str = DEFAULT_CONN_ID,
         poll_interval: float = 30.0,
         end_time: float | None = None,
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
         self.action_id = action_id
         self.mde_conn_id = mde_conn_id
         self.poll_interval = poll_interval
         self.end_time = end_time
+        self.cancel_on_kill = cancel_on_kill
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -51,6 +58,7 @@ class MachineActionTrigger(BaseTrigger):
                 "mde_conn_id": self.mde_conn_id,
                 "poll_interval": self.poll_interval,
                 "end_time": self.end_time,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -70,7 +78,7 @@ class MachineActionTrigger(BaseTrigger):
 
         poller = poller_for(self.mde_conn_id, LiveResponseAsyncHook)
         token, queue = poller.register(self.action_id, self.poll_interval)
-        started = time.monotonic()
+        started = last_log = time.monotonic()
         last_status: str | None = None
         try:
             while True:
@@ -90,14 +98,32 @@ class MachineActionTrigger(BaseTrigger):
                 if isinstance(update, BaseException):
                     yield self._event("error", f"Waiting for action {self.action_id} failed: {update}", None)
                     return
-                if str(update.status) != last_status:
-                    last_status = str(update.status)
-                    self.log.info(
-                        "Action %s is %s after %.0f s", self.action_id, update.status, time.monotonic() - started
-                    )
+                now = time.monotonic()
+                if str(update.status) != last_status or now - last_log >= PROGRESS_EVERY:
+                    last_status, last_log = str(update.status), now
+                    self.log.info("Action %s is %s after %.0f s", self.action_id, update.status, now - started)
                 if update.is_terminal:
                     status, message = describe_outcome(update)
                     yield self._event(status, message, update)
                     return
         finally:
             poller.unregister(token)
+
+    async def on_kill(self) -> None:
+        """Airflow 3.3+: a user killed the deferred task; cancel the action when ``cancel_on_kill``."""
+        if not self.cancel_on_kill:
+            return
+        from airflow_provider_liveresponse.exceptions import LiveResponseError
+        from airflow_provider_liveresponse.hooks.live_response_async import LiveResponseAsyncHook
+
+        self.log.info("The deferred task was killed: cancelling MDE action %s", self.action_id)
+        try:
+            await LiveResponseAsyncHook(self.mde_conn_id).cancel_machine_action(
+                self.action_id, "Cancelled because its Airflow task was killed"
+            )
+        except LiveResponseError as exc:
+            self.log.warning(
+                "Could not cancel action %s (%s); cancel it in the Defender portal if it still runs",
+                self.action_id,
+                exc,
+            )
