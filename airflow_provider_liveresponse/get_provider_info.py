@@ -103,7 +103,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": HOOK_NAME,
-                "python-modules": ["airflow_provider_liveresponse.operators.live_response"],
+                "python-modules": [
+                    "airflow_provider_liveresponse.operators.live_response",
+                    "airflow_provider_liveresponse.operators.live_response_library",
+                ],
             }
         ],
         "sensors": [

@@ -323,7 +323,7 @@ class LiveResponseHook(HttpHook):
                 if delay is None:
                     raise api_error(
                         f"{what} was throttled by MDE for longer than the retry budget "
-                        f"({self.retry_policy.max_retry_wait:.0f} s)",
+                        f"({self.retry_policy.max_retry_wait:g} s)",
                         status=status,
                         body=body,
                         headers=response.headers,

@@ -3,7 +3,8 @@
 It serializes ids, the connection id, the interval and a deadline only (never a token or a link), polls
 through the process-wide coalesced poller, and sends one uniform event::
 
-    {"status": "success" | "error" | "timeout", "message": str, "action_id": str, "action": dict | None}
+    {"status": "success" | "error" | "timeout", "message": str, "action_id": str, "end_time": float | None,
+     "action": dict | None}
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class MachineActionTrigger(BaseTrigger):
                 "status": status,
                 "message": message,
                 "action_id": self.action_id,
+                "end_time": self.end_time,
                 "action": action.model_dump(mode="json", by_alias=True) if action is not None else None,
             }
         )

@@ -35,6 +35,7 @@ def test_serializes_ids_interval_and_deadline_only() -> None:
         "mde_conn_id": "mde_x",
         "poll_interval": 15.0,
         "end_time": 1_900_000_000.0,
+        "cancel_on_kill": False,
     }
     json.dumps(kwargs)
     again = MachineActionTrigger(**kwargs)  # a triggerer restart re-creates it from this

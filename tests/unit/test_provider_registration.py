@@ -106,3 +106,24 @@ def test_airflow_31_builds_the_form_from_the_hook() -> None:
 
     widgets = ProvidersManager().connection_form_widgets
     assert {f"extra__mde_live_response__{name}" for name in CONN_FIELDS} <= set(widgets)
+
+
+def test_every_registered_module_imports_without_msal_or_the_simulator() -> None:
+    """DAG files import operators constantly: the registered modules must not pull in msal, aiohttp or the
+    simulator at import time (checked in a fresh interpreter)."""
+    info = get_provider_info()
+    modules = sorted(
+        {m for section in ("operators", "sensors", "triggers") for e in info[section] for m in e["python-modules"]}
+        | {link.rsplit(".", 1)[0] for link in info["extra-links"]}
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('msal', 'aiohttp') "
+        "or m.startswith(('airflow_provider_liveresponse.simulator', 'airflow_provider_liveresponse.hooks')))\n"
+        "print(','.join(heavy))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", result.stdout
+    assert "airflow_provider_liveresponse.operators.live_response_library" in modules

@@ -1,0 +1,208 @@
+"""MDE's limits in real DAG runs: 429 storms (deferring or waiting), and devices busy with another session."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
+from airflow_provider_liveresponse.models import RunScript
+from airflow_provider_liveresponse.simulator.fleet import device_id
+
+if TYPE_CHECKING:
+    from airflow_provider_liveresponse.simulator import Simulator
+
+WS1 = device_id("ws-0001.contoso.local")
+HOSTS = [device_id(f"ws-{n:04d}.contoso.local") for n in range(140, 148)]
+
+
+def _output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
+    """What the task logged: Airflow's task log (stdout/stderr) and the hook's records."""
+    return "".join(capsys.readouterr()) + caplog.text
+
+
+def _storm(simulator: Simulator) -> None:
+    # MDE's real limits, tightened (2 runs a simulated minute, 3 sessions at once, for 8 devices), and the
+    # next 6 submits refused with 429 and a Retry-After of 30 simulated seconds whatever the timing.
+    simulator.state.set_limits(run_calls_per_minute=2, concurrent_sessions=3, concurrency_retry_after_seconds=30)
+    simulator.state.faults.set("runliveresponse", throttle_next=6, throttle_retry_after=30)
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_a_429_storm_ends_with_every_device_collected_once(
+    simulator: Simulator,
+    sim_conn: str,
+    dags: Any,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    deferrable: bool,
+) -> None:
+    _storm(simulator)
+    run = dags.run(
+        f"""
+        LiveResponseOperator.partial(
+            task_id="fleet",
+            commands=[RunScript("sleep.ps1", args="20")],
+            wait_for_completion=False,
+            deferrable={deferrable},
+        ).expand(machine_id={HOSTS!r})
+        """
+    )
+    assert set(dags.states(run).values()) == {"success"}
+    assert simulator.state.counters["actions_created"] == len(HOSTS)
+    assert simulator.state.counters["throttled:runliveresponse"] >= 6
+    out = _output(capsys, caplog)
+    if deferrable:
+        assert "deferring" in out
+        assert "MDE throttled the call (429" in out
+    else:
+        assert "MDE throttled POST" in out
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_a_busy_device_is_waited_for_then_collected(
+    real_time_sim: Simulator,
+    dags: Any,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    deferrable: bool,
+) -> None:
+    hook = LiveResponseHook()
+    other = hook.run_live_response(WS1, [RunScript("sleep.ps1", args="590")], "analyst session")
+
+    def analyst_ends_the_session_once_the_task_is_refused() -> None:
+        deadline = time.monotonic() + 120
+        while real_time_sim.state.counters["calls:runliveresponse"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the task is now waiting for the session
+        hook.cancel_machine_action(other.id, "analyst: done")
+
+    analyst = threading.Thread(target=analyst_ends_the_session_once_the_task_is_refused, daemon=True)
+    analyst.start()
+    run = dags.run(
+        f"""
+        LiveResponseOperator(
+            task_id="collect",
+            machine_id="{WS1}",
+            commands=[RunScript("sleep.ps1", args="1")],
+            poll_interval=0.2,
+            busy_timeout=120,
+            deferrable={deferrable},
+        )
+        """
+    )
+    analyst.join(timeout=10)
+    assert dags.states(run) == {("collect", -1): "success"}
+    assert f"is busy with action {other.id}" in _output(capsys, caplog)
+    assert real_time_sim.state.counters["actions_created"] == 2
+    assert dags.xcom(run, "collect", "action_id") != other.id
+
+
+@pytest.mark.parametrize("deferrable", [True, False])
+def test_a_device_busy_past_busy_timeout_fails_naming_the_blocking_action(
+    simulator: Simulator,
+    sim_conn: str,
+    dags: Any,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    deferrable: bool,
+) -> None:
+    other = LiveResponseHook(sim_conn).run_live_response(WS1, [RunScript("sleep.ps1", args="590")], "analyst session")
+    run = dags.run(
+        f"""
+        LiveResponseOperator(
+            task_id="collect",
+            machine_id="{WS1}",
+            commands=[RunScript("triage.ps1")],
+            poll_interval=0.2,
+            busy_timeout=1,
+            deferrable={deferrable},
+        )
+        """
+    )
+    assert dags.states(run) == {("collect", -1): "failed"}
+    out = _output(capsys, caplog)
+    assert f"stayed busy with another live-response session, action {other.id}" in out
+    assert "analyst session" in out
+    assert "cancel_stale_after" in out
+    # Never somebody else's session, unless told to.
+    assert str(simulator.state.actions[other.id].status) in ("Pending", "InProgress")
+    assert simulator.state.counters["actions_created"] == 1
+
+
+@pytest.fixture
+def real_time_sim(simulator_factory: Any, monkeypatch: pytest.MonkeyPatch) -> Simulator:
+    """A simulator whose clock runs at real speed, so that action ages mean real seconds."""
+    from airflow_provider_liveresponse.auth import reset_token_providers
+
+    sim = simulator_factory(speed=1.0)
+    monkeypatch.setenv("AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT", sim.connection_json())
+    reset_token_providers()
+    return sim
+
+
+def test_cancel_stale_after_cancels_an_old_pending_session_only(real_time_sim: Simulator, dags: Any) -> None:
+    offline = device_id("laptop-0002.contoso.local")
+    stale = LiveResponseHook().run_live_response(offline, [RunScript("triage.ps1")], "queued last week")
+    time.sleep(1.5)
+    run = dags.run(
+        f"""
+        LiveResponseOperator(
+            task_id="collect",
+            machine_id="{offline}",
+            commands=[RunScript("triage.ps1")],
+            wait_for_completion=False,
+            cancel_stale_after=1,
+        )
+        """
+    )
+    assert dags.states(run) == {("collect", -1): "success"}
+    assert str(real_time_sim.state.actions[stale.id].status) == "Cancelled"
+    new_id = dags.xcom(run, "collect", "action_id")
+    assert new_id != stale.id
+    assert str(real_time_sim.state.actions[new_id].status) == "Pending"
+
+
+def test_cancel_stale_after_leaves_a_young_session_alone(real_time_sim: Simulator, dags: Any) -> None:
+    offline = device_id("laptop-0002.contoso.local")
+    young = LiveResponseHook().run_live_response(offline, [RunScript("triage.ps1")], "queued just now")
+    run = dags.run(
+        f"""
+        LiveResponseOperator(
+            task_id="collect",
+            machine_id="{offline}",
+            commands=[RunScript("triage.ps1")],
+            wait_for_completion=False,
+            cancel_stale_after=3600,
+            busy_timeout=0.5,
+            poll_interval=0.1,
+        )
+        """
+    )
+    assert dags.states(run) == {("collect", -1): "failed"}
+    assert str(real_time_sim.state.actions[young.id].status) == "Pending"
+
+
+def test_a_throttled_task_fails_clearly_past_its_retry_budget(
+    real_time_sim: Simulator, dags: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    real_time_sim.state.set_limits(run_calls_per_minute=1)
+    LiveResponseHook().run_live_response(WS1, [RunScript("sleep.ps1", args="5")], "fills the minute")
+    run = dags.run(
+        f"""
+        LiveResponseOperator(
+            task_id="collect",
+            machine_id="{HOSTS[0]}",
+            commands=[RunScript("triage.ps1")],
+            deferrable=False,
+            max_retry_wait=0.1,
+        )
+        """
+    )
+    assert dags.states(run) == {("collect", -1): "failed"}
+    out = _output(capsys, caplog)
+    assert "was throttled by MDE for longer than the retry budget" in out
+    assert real_time_sim.state.counters["actions_created"] == 1
