@@ -243,6 +243,8 @@ class Api:
         start = format_datetime(now - 300)[:19] + "Z"
         expiry = format_datetime(now + self.state.limits.link_lifetime_seconds)[:19] + "Z"
         url = self.state.results.link(self.blob_url, path, start, expiry)
+        with self.state.lock:
+            self.state.issued_links.append(url)
         return JSONResponse({"@odata.context": self._context("Edm.String"), "value": url})
 
     # -- library -----------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 ==========================================  ================================================================
 ``GET /_sim/counters``                      every counter (``token_requests``, ``calls:<group>``,
                                             ``throttled:<group>``, ``actions_created``, ``blob_requests``,
-                                            ``blob_requests_with_authorization``)
+                                            ``blob_requests_with_authorization``, ``max_concurrent_sessions``)
 ``GET /_sim/clock``                         ``{"now", "epoch", "speed"}``
 ``POST /_sim/clock/advance``                ``{"seconds": N}``: jump the simulated clock ahead
 ``GET /_sim/faults``                        armed faults by group

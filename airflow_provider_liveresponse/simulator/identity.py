@@ -210,9 +210,11 @@ class Identity:
         refusal = self._check_credentials(fields)
         if refusal is not None:
             return refusal
+        body = self.issue_token(resource)
         with self.state.lock:
             self.state.scopes_used.append(" ".join(scopes))
-        return JSONResponse(self.issue_token(resource), headers={"Cache-Control": "no-store, no-cache"})
+            self.state.issued_tokens.append(body["access_token"])
+        return JSONResponse(body, headers={"Cache-Control": "no-store, no-cache"})
 
     def _check_credentials(self, fields: dict[str, str]) -> JSONResponse | None:
         secret = fields.get("client_secret")

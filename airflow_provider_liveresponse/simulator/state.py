@@ -53,6 +53,10 @@ class SimulatorState:
         self.scopes_used: list[str] = []
         #: ``User-Agent`` headers of every counted call (token, API and blob host), with their counts.
         self.user_agents: Counter[str] = Counter()
+        #: Every access token and every result download link handed out, in order: what a client must keep
+        #: secret (tests look for them where they must not be, such as logs).
+        self.issued_tokens: list[str] = []
+        self.issued_links: list[str] = []
         now = clock.time()
         self.devices: dict[str, Device] = {device.id: device for device in seed_fleet(now)}
         self.library: dict[str, LibraryFile] = seed_library(now)
@@ -211,6 +215,9 @@ class SimulatorState:
             )
             self.actions[action.id] = action
             self.counters["actions_created"] += 1
+            # Sessions only start here, so the peak of concurrently active sessions is always seen here.
+            active = len(self.active_actions())
+            self.counters["max_concurrent_sessions"] = max(self.counters["max_concurrent_sessions"], active)
             return action
 
     def action(self, action_id: str) -> Action:

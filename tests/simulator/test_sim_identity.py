@@ -123,6 +123,14 @@ def test_an_unregistered_certificate_is_refused(simulator: Simulator) -> None:
     assert result["error_codes"] == [700027]
 
 
+def test_every_issued_token_is_recorded_and_refusals_are_not(simulator: Simulator, mde: SimClient) -> None:
+    first = mde.fetch_token().json()["access_token"]
+    second = mde.fetch_token().json()["access_token"]
+    assert mde.fetch_token(client_secret="not-the-secret").status_code == 401
+
+    assert simulator.state.issued_tokens == [first, second]
+
+
 def test_a_wrong_secret_gets_entras_invalid_client_error(simulator: Simulator) -> None:
     result = _app(simulator, "not-the-secret").acquire_token_for_client(scopes=[SCOPE])
 

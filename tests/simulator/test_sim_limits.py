@@ -59,6 +59,17 @@ def test_the_26th_concurrent_session_gets_429(simulator: Simulator, mde: SimClie
     assert simulator.state.counters["actions_created"] == 25
 
 
+def test_the_peak_of_concurrent_sessions_is_counted(simulator: Simulator, mde: SimClient) -> None:
+    for n in (1, 2, 3):
+        mde.start(_host(n), run_script("triage.ps1"))
+    simulator.state.advance_clock(600)  # all three end
+    mde.start(_host(4), run_script("triage.ps1"))
+
+    assert len(simulator.state.active_actions()) == 1
+    assert simulator.state.counters["max_concurrent_sessions"] == 3
+    assert mde.control("GET", "/counters").json()["max_concurrent_sessions"] == 3
+
+
 def test_pending_sessions_of_offline_devices_count_as_concurrent(simulator: Simulator, mde: SimClient) -> None:
     simulator.state.set_limits(concurrent_sessions=2)
     for host in OFFLINE_HOSTS[:2]:

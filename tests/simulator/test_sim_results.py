@@ -163,6 +163,15 @@ def test_a_link_expires_after_thirty_simulated_minutes(simulator: Simulator, mde
     assert mde.blob(_link(mde, action_id, 0)).status_code == 200  # a new link works
 
 
+def test_every_link_handed_out_is_recorded(simulator: Simulator, mde: SimClient) -> None:
+    action_id = _collect(simulator, mde, run_script("triage.ps1"), get_file(TRIAGE_ZIP))
+
+    links = [_link(mde, action_id, 0), _link(mde, action_id, 1)]
+
+    assert simulator.state.issued_links == links
+    assert all(parse_qs(urlsplit(link).query)["sig"] for link in links)
+
+
 @pytest.mark.parametrize("tamper", ["signature", "expiry", "missing"])
 def test_a_forged_link_is_refused(simulator: Simulator, mde: SimClient, tamper: str) -> None:
     action_id = _collect(simulator, mde, get_file("C:\\Windows\\Temp\\empty.txt"))
