@@ -4,8 +4,8 @@
 forged or expired signature gets 403 ``AuthenticationFailed`` (Azure's XML error body); a request carrying an
 ``Authorization`` header is counted (``blob_requests_with_authorization``) and refused with 401
 ``InvalidAuthenticationInfo``, as Azure refuses a token meant for another resource. Full reads send
-``Content-Length``, ``Content-MD5`` and ``x-ms-blob-content-md5``; ``Range: bytes=a-b`` / ``a-`` / ``-n``
-gets 206 with ``Content-Range``.
+``Content-Length``, ``Content-MD5``, ``x-ms-blob-content-md5`` and ``Content-Disposition`` (with an RFC 5987
+``filename*`` for a name that is not ASCII); ``Range: bytes=a-b`` / ``a-`` / ``-n`` gets 206 with ``Content-Range``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 import uuid
 from email.utils import formatdate
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from starlette.requests import Request
@@ -66,6 +67,15 @@ def _xml_error(
     all_headers = {"x-ms-error-code": code, "x-ms-request-id": request_id, "x-ms-version": "2021-08-06"}
     all_headers.update(headers or {})
     return Response(body, status_code=status, media_type="application/xml", headers=all_headers)
+
+
+def content_disposition(name: str) -> str:
+    """``attachment; filename="name"``; a name that is not printable ASCII gets an ASCII fallback (``_`` for
+    each other character) and the exact name in ``filename*`` (RFC 6266 / RFC 5987), as HTTP headers are Latin-1."""
+    fallback = "".join(char if " " <= char <= "~" and char not in '"\\' else "_" for char in name)
+    if fallback == name:
+        return f'attachment; filename="{name}"'
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _byte_range(header: str | None, size: int) -> tuple[int, int] | Response | None:
@@ -177,7 +187,7 @@ class BlobHost:
         size = blob.size
         headers = {
             "Content-Type": blob.content_type,
-            "Content-Disposition": f'attachment; filename="{blob.download_name}"',
+            "Content-Disposition": content_disposition(blob.download_name),
             "Accept-Ranges": "bytes",
             "ETag": f'"0x8D{blob.compressed.md5[:13].upper()}"',
             "x-ms-blob-content-md5": blob.compressed.md5_base64,
