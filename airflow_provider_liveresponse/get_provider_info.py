@@ -130,6 +130,13 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_liveresponse.triggers.machine_action"],
             }
         ],
+        "transfers": [
+            {
+                "source-integration-name": HOOK_NAME,
+                "target-integration-name": "Common IO",
+                "python-module": "airflow_provider_liveresponse.transfers.live_response_to_object_storage",
+            }
+        ],
         "extra-links": ["airflow_provider_liveresponse.links.MachineActionLink"],
         "connection-types": [
             {

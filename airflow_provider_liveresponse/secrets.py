@@ -26,6 +26,15 @@ def mask_link(url: str) -> None:
             mask(value)
 
 
+def redact(text: str) -> str:
+    """``text`` with every value registered with Airflow's secrets masker replaced by ``***``."""
+    try:
+        from airflow.sdk._shared.secrets_masker import redact as airflow_redact
+    except ImportError:  # pragma: no cover - every supported Airflow has it
+        return text
+    return str(airflow_redact(text))
+
+
 def redact_url(url: str) -> str:
     """The URL without its query and fragment (where a link's signature lives): safe to log."""
     parts = urlsplit(url)

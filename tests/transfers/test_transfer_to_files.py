@@ -1,0 +1,436 @@
+"""LiveResponseToObjectStorageOperator to file:// against the simulator: bytes, faults, kills, names, manifest."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from transfer_helpers import WS1, md5_of, sha256_of
+
+from airflow_provider_liveresponse.exceptions import LiveResponseApiError, LiveResponseConfigError, LiveResponseError
+from airflow_provider_liveresponse.models import GetFile, RunScript
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from transfer_helpers import Actions, Transfer
+
+    from airflow_provider_liveresponse.simulator import Simulator
+
+MIB = 1024 * 1024
+
+
+def sized(size: int) -> Any:
+    return GetFile(rf"C:\Evidence\sim-size-{size}.bin")
+
+
+def folder_of(root: Path, action_id: str) -> Path:
+    return root / WS1 / action_id
+
+
+def api_calls(sim: Simulator) -> int:
+    return sum(v for k, v in sim.state.counters.items() if k.startswith("calls:"))
+
+
+def partials(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".partial")) if folder.exists() else []
+
+
+# -- bytes ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, MIB])
+def test_the_stored_file_is_the_collected_file(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path, size: int
+) -> None:
+    action_id = actions.finish([sized(size)])
+    expected = simulator.state.result_digest(action_id, 0)
+    manifest = transfer.run(action_id=action_id, destination=tmp_path.as_uri())
+
+    stored = folder_of(tmp_path, action_id) / f"0_sim-size-{size}.bin"
+    assert stored.stat().st_size == size
+    assert sha256_of(stored) == expected["raw"]["sha256"]
+    (entry,) = manifest["files"]
+    assert entry["path"] == stored.name
+    assert (entry["size"], entry["sha256"], entry["md5"]) == (size, expected["raw"]["sha256"], expected["raw"]["md5"])
+    assert entry["content"] == {"size": size, "sha256": expected["raw"]["sha256"], "md5": expected["raw"]["md5"]}
+    blob = expected["compressed"]
+    assert (entry["blob"]["size"], entry["blob"]["sha256"], entry["blob"]["md5"]) == (
+        blob["size"],
+        blob["sha256"],
+        blob["md5"],
+    )
+    assert entry["blob"]["compression"] == "gzip"
+    assert entry["blob"]["file_name"] == f"sim-size-{size}.bin.gz"
+    assert entry["stored_form"] == "collected_file"
+    assert sorted(p.name for p in stored.parent.iterdir()) == sorted(["manifest.json", stored.name])
+
+
+def test_keep_compressed_stores_the_blob_as_served_and_records_both_forms(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path
+) -> None:
+    action_id = actions.finish([GetFile(r"C:\Windows\System32\winevt\Logs\System.evtx")])
+    expected = simulator.state.result_digest(action_id, 0)
+    manifest = transfer.run(action_id=action_id, destination=str(tmp_path), keep_compressed=True)
+
+    stored = folder_of(tmp_path, action_id) / "0_System.evtx.gz"
+    assert sha256_of(stored) == expected["compressed"]["sha256"]
+    assert len(gzip.decompress(stored.read_bytes())) == MIB
+    (entry,) = manifest["files"]
+    assert entry["stored_form"] == "compressed"
+    assert entry["sha256"] == entry["blob"]["sha256"] == expected["compressed"]["sha256"]
+    assert entry["content"]["sha256"] == expected["raw"]["sha256"]
+    assert entry["content"]["size"] == MIB
+    assert manifest["keep_compressed"] is True
+
+
+def test_the_manifest_digests_match_the_stored_bytes(actions: Actions, transfer: Transfer, tmp_path: Path) -> None:
+    action_id = actions.finish(
+        [RunScript("triage.ps1"), GetFile(r"C:\Windows\Temp\triage.zip"), GetFile(r"C:\Windows\Temp\empty.txt")]
+    )
+    returned = transfer.run(action_id=action_id, destination=tmp_path.as_uri())
+    folder = folder_of(tmp_path, action_id)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest == returned
+    assert [f["path"] for f in manifest["files"]] == [
+        "0_triage.ps1.transcript.json",
+        "1_triage.zip",
+        "2_empty.txt",
+    ]
+    for entry in manifest["files"]:
+        stored = folder / entry["path"]
+        assert entry["uri"].endswith(f"/{WS1}/{action_id}/{entry['path']}")
+        assert (stored.stat().st_size, sha256_of(stored), md5_of(stored)) == (
+            entry["size"],
+            entry["sha256"],
+            entry["md5"],
+        )
+    action = manifest["action"]
+    assert action["id"] == action_id
+    assert action["machine_id"] == WS1
+    assert action["computer_dns_name"] == "ws-0001.contoso.local"
+    assert action["status"] == "Succeeded"
+    assert action["requestor_comment"].startswith("transfer test")
+    assert action["requestor"]
+    assert action["creation_date_time_utc"]
+    assert action["last_update_date_time_utc"]
+    assert manifest["generator"]["package"] == "airflow-provider-liveresponse"
+    assert manifest["generator"]["version"]
+    assert manifest["files"][0]["command"]["script_name"] == "triage.ps1"
+    assert manifest["files"][1]["command"]["device_path"] == r"C:\Windows\Temp\triage.zip"
+    assert manifest["files"][1]["command"]["end_time"]
+    assert manifest["files"][1]["retrieved_at"]
+    assert "http" not in json.dumps(manifest)  # no download link anywhere
+
+
+def test_command_indexes_pick_the_results(actions: Actions, transfer: Transfer, tmp_path: Path) -> None:
+    action_id = actions.finish([GetFile(r"C:\Windows\Temp\empty.txt"), sized(10)])
+    manifest = transfer.run(action_id=action_id, destination=tmp_path.as_uri(), command_indexes=[1])
+    assert [f["path"] for f in manifest["files"]] == ["1_sim-size-10.bin"]
+    assert not (folder_of(tmp_path, action_id) / "0_empty.txt").exists()
+
+
+# -- transcripts ---------------------------------------------------------------------------------------------
+
+
+def test_a_transcript_is_stored_as_returned_and_surfaced_masked(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_provider_liveresponse.secrets import mask
+
+    action_id = actions.finish([RunScript("minidump.ps1", args="OfficeClickToRun")])
+    mask("Sysinternals")  # as if the output held a secret Airflow knows
+    manifest = transfer.run(action_id=action_id, destination=tmp_path.as_uri())
+
+    stored = folder_of(tmp_path, action_id) / "0_minidump.ps1.transcript.json"
+    assert sha256_of(stored) == simulator.state.result_digest(action_id, 0)["raw"]["sha256"]
+    assert "\x00" in json.loads(stored.read_text())["script_output"]  # as returned, NUL and all
+    (summary,) = transfer.ti.xcom["transcripts"]
+    assert summary["exit_code"] == 0
+    assert summary["script_name"] == "minidump.ps1"
+    assert summary["stdout_head"][0].startswith("ProcDump v11.0 - *** process dump utility")
+    assert "\x00" not in summary["stdout_head"][0]
+    assert summary["stdout_head"][1] == r"Dump 1 written: C:\Windows\TEMP\OfficeClickToRun.dmp.zip"
+    assert summary["stderr_head"] == []
+    assert manifest["files"][0]["exit_code"] == 0
+    logged = capsys.readouterr().out
+    assert "Script minidump.ps1 (command 0) exited with code 0" in logged
+    assert "stdout | ProcDump v11.0 - *** process dump utility" in logged
+    assert "Sysinternals" not in logged
+
+
+# -- faults ---------------------------------------------------------------------------------------------------
+
+
+def test_a_cut_connection_resumes_mid_stream(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path
+) -> None:
+    action_id = actions.finish([sized(3 * MIB)])
+    simulator.state.faults.set("blob", cut_after_bytes=300_000, cut_mode="once")
+    manifest = transfer.run(action_id=action_id, destination=tmp_path.as_uri(), chunk_size=64 * 1024)
+    (entry,) = manifest["files"]
+    assert entry["transfer"] == {"links_requested": 1, "resumes": 1}
+    assert entry["sha256"] == simulator.state.result_digest(action_id, 0)["raw"]["sha256"]
+
+
+def test_an_expired_link_is_replaced_mid_stream(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path
+) -> None:
+    action_id = actions.finish([sized(3 * MIB)])
+    # The cut forces a new request; the resume's back-off advances the simulated clock, so by then the
+    # 30-minute link has expired (403) and the reader asks MDE for a new one.
+    simulator.state.faults.set("blob", cut_after_bytes=500_000, cut_mode="once")
+    original = transfer.sim.clock.advance
+
+    def slow_backoff(seconds: float) -> float:
+        return original(max(seconds, 31 * 60))
+
+    transfer.sim.clock.advance = slow_backoff  # type: ignore[method-assign]
+    try:
+        manifest = transfer.run(action_id=action_id, destination=tmp_path.as_uri(), chunk_size=64 * 1024)
+    finally:
+        transfer.sim.clock.advance = original  # type: ignore[method-assign]
+    (entry,) = manifest["files"]
+    assert entry["transfer"] == {"links_requested": 2, "resumes": 1}
+    assert entry["sha256"] == simulator.state.result_digest(action_id, 0)["raw"]["sha256"]
+
+
+def test_a_blob_cut_short_for_good_fails_clearly_and_keeps_nothing(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path
+) -> None:
+    action_id = actions.finish([sized(MIB)])
+    simulator.state.faults.set("blob", cut_after_bytes=1000, cut_mode="always")
+    with pytest.raises(LiveResponseApiError) as info:
+        transfer.run(action_id=action_id, destination=tmp_path.as_uri(), max_resumes=2)
+    message = str(info.value)
+    assert action_id in message
+    assert "Rerun the task" in message
+    assert "sig=" not in message
+    folder = folder_of(tmp_path, action_id)
+    assert list(folder.iterdir()) == []  # no final file, no partial, no manifest
+
+    simulator.state.faults.clear("blob")
+    manifest = transfer.run(action_id=action_id, destination=tmp_path.as_uri())
+    assert manifest["files"][0]["sha256"] == simulator.state.result_digest(action_id, 0)["raw"]["sha256"]
+
+
+def test_a_killed_transfer_leaves_no_final_file_and_a_rerun_completes_it(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path
+) -> None:
+    size = 24 * MIB
+    action_id = actions.finish([sized(size)])
+    folder = folder_of(tmp_path, action_id)
+    # A worker that dies mid-stream: a separate process, slowed to about 6 s for the whole blob, SIGKILLed
+    # once its temporary file holds 2 MiB.
+    code = textwrap.dedent(
+        f"""
+        import time
+        from airflow_provider_liveresponse.hooks.result_reader import ResultReader
+
+        original = ResultReader.readinto
+
+        def slow(self, buffer):
+            time.sleep(0.01)
+            return original(self, buffer)
+
+        ResultReader.readinto = slow
+        from airflow_provider_liveresponse.transfers.live_response_to_object_storage import (
+            LiveResponseToObjectStorageOperator,
+        )
+
+        LiveResponseToObjectStorageOperator(
+            task_id="copy", action_id={action_id!r}, destination={tmp_path.as_uri()!r}, chunk_size=64 * 1024
+        ).execute({{}})
+        print("FINISHED")
+        """
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "-c", code], env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            grown = [p for p in partials(folder) if (folder / p).stat().st_size >= 2 * MIB]
+            if grown or worker.poll() is not None:
+                break
+            time.sleep(0.02)
+        assert worker.poll() is None, worker.communicate()[0].decode(errors="replace")[-3000:]
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        worker.wait(timeout=30)
+        assert worker.stdout is not None
+        worker.stdout.close()
+    assert worker.returncode == -signal.SIGKILL
+    final = folder / f"0_sim-size-{size}.bin"
+    assert not final.exists()
+    assert not (folder / "manifest.json").exists()
+    assert len(partials(folder)) == 1  # the dead worker's temporary file, under a name no reader trusts
+
+    manifest = transfer.run(action_id=action_id, destination=tmp_path.as_uri())
+    assert partials(folder) == []
+    assert sha256_of(final) == simulator.state.result_digest(action_id, 0)["raw"]["sha256"]
+    assert manifest["files"][0]["outcome"] == "stored"
+    assert sorted(p.name for p in folder.iterdir()) == ["0_sim-size-25165824.bin", "manifest.json"]
+
+
+# -- idempotence and overwrite --------------------------------------------------------------------------------
+
+
+def test_a_rerun_keeps_identical_files_and_the_first_retrieval_time(
+    actions: Actions, transfer: Transfer, tmp_path: Path
+) -> None:
+    action_id = actions.finish([GetFile(r"C:\Windows\System32\drivers\etc\hosts")])
+    first = transfer.run(action_id=action_id, destination=tmp_path.as_uri())
+    stored = folder_of(tmp_path, action_id) / "0_hosts"
+    inode = stored.stat().st_ino
+    second = transfer.run(action_id=action_id, destination=tmp_path.as_uri())
+    assert second["files"][0]["outcome"] == "already_present"
+    assert stored.stat().st_ino == inode  # not rewritten
+    assert second["files"][0]["retrieved_at"] == first["files"][0]["retrieved_at"]
+    assert second["files"][0]["sha256"] == first["files"][0]["sha256"]
+
+
+def test_a_different_existing_file_is_an_error_without_overwrite(
+    actions: Actions, transfer: Transfer, tmp_path: Path
+) -> None:
+    action_id = actions.finish([GetFile(r"C:\Windows\System32\drivers\etc\hosts")])
+    transfer.run(action_id=action_id, destination=tmp_path.as_uri())
+    folder = folder_of(tmp_path, action_id)
+    stored = folder / "0_hosts"
+    stored.write_bytes(b"tampered")
+    manifest_before = (folder / "manifest.json").read_bytes()
+
+    with pytest.raises(LiveResponseError) as info:
+        transfer.run(action_id=action_id, destination=tmp_path.as_uri())
+    message = str(info.value)
+    assert "already exists with SHA-256" in message
+    assert action_id in message
+    assert WS1 in message
+    assert "overwrite=True" in message
+    assert stored.read_bytes() == b"tampered"
+    assert (folder / "manifest.json").read_bytes() == manifest_before
+    assert partials(folder) == []
+
+    manifest = transfer.run(action_id=action_id, destination=tmp_path.as_uri(), overwrite=True)
+    assert manifest["files"][0]["outcome"] == "stored"
+    assert sha256_of(stored) == manifest["files"][0]["sha256"]
+
+
+# -- hostile names --------------------------------------------------------------------------------------------
+
+HOSTILE = {
+    "..\\..\\x": "x",
+    "C:\\a\\..\\..\\b": "b",
+    "CON": "_CON",
+    "C:\\Temp\\...": "file",
+    "C:\\Temp\\" + "long" * 400 + ".log": None,  # cut, with a hash
+    "C:\\Users\\Zoë\\Доклад 📄.docx": "Доклад_.docx",
+    "C:\\x\\invoice\u202egpj.exe": "invoice_gpj.exe",
+    "/etc/../../root/.ssh/id_rsa": "id_rsa",
+}
+
+
+def test_hostile_device_paths_are_stored_safely_inside_the_action_folder(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path
+) -> None:
+    for path in HOSTILE:
+        simulator.state.add_device_file(WS1, path, 100 + len(path))
+    action_id = actions.finish_raw([{"type": "GetFile", "params": [{"key": "Path", "value": p}]} for p in HOSTILE])
+    root = tmp_path / "evidence"
+    manifest = transfer.run(action_id=action_id, destination=root.as_uri())
+
+    folder = folder_of(root, action_id)
+    everything = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert everything == sorted(f"{WS1}/{action_id}/{name}" for name in os.listdir(folder))
+    assert len(manifest["files"]) == len(HOSTILE)
+    for index, (entry, (device_path, expected)) in enumerate(zip(manifest["files"], HOSTILE.items(), strict=True)):
+        assert entry["command"]["device_path"] == device_path
+        if expected is None:
+            assert entry["path"].startswith(f"{index}_long")
+            assert entry["path"].endswith(".log")
+            assert len(entry["path"].encode()) < 200
+        else:
+            assert entry["path"] == f"{index}_{expected}"
+        stored = folder / entry["path"]
+        assert stored.stat().st_size == 100 + len(device_path)
+        assert sha256_of(stored) == simulator.state.result_digest(action_id, index)["raw"]["sha256"]
+
+
+# -- bad input and unfinished actions ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"action_id": "../etc"}, "not an MDE machine action id"),
+        ({"destination": "evidence/relative"}, "neither a URL nor an absolute path"),
+        ({"destination": "s3://bucket/x?X-Amz-Signature=abc"}, "holds '?' or '#'"),
+        ({"destination": "nosuch://bucket/x"}, "no file system is registered for nosuch://"),
+        ({"destination": ""}, "destination must be a URL"),
+        ({"command_indexes": []}, "non-empty list"),
+        ({"command_indexes": [0, 0]}, "names a command twice"),
+        ({"command_indexes": [-1]}, "integer from 0"),
+        ({"command_indexes": '[1, "a"]'}, "integer from 0"),
+        ({"chunk_size": 10}, "chunk_size"),
+        ({"max_resumes": -1}, "max_resumes"),
+    ],
+)
+def test_bad_input_is_named_before_any_api_call(
+    simulator: Simulator, transfer: Transfer, tmp_path: Path, kwargs: dict[str, Any], fragment: str
+) -> None:
+    arguments = {"action_id": "7c1d4ea0-5b0e-4a34-9d2e-000000000000", "destination": tmp_path.as_uri(), **kwargs}
+    with pytest.raises(LiveResponseConfigError) as info:
+        transfer.run(**arguments)
+    assert fragment in str(info.value)
+    assert api_calls(simulator) == 0
+
+
+def test_an_action_still_running_is_refused(actions: Actions, transfer: Transfer, tmp_path: Path) -> None:
+    action = actions.hook.run_live_response(WS1, [RunScript("sleep.ps1", args="300")], comment="running")
+    with pytest.raises(LiveResponseError) as info:
+        transfer.run(action_id=action.id, destination=tmp_path.as_uri())
+    assert "not final" in str(info.value)
+    assert "MachineActionSensor" in str(info.value)
+    assert not tmp_path.joinpath(WS1).exists()
+
+
+def test_a_command_without_a_result_is_named(actions: Actions, transfer: Transfer, tmp_path: Path) -> None:
+    action_id = actions.finish([RunScript("triage.ps1"), GetFile(r"C:\Windows\Temp\missing.txt")])
+    with pytest.raises(LiveResponseError) as info:
+        transfer.run(action_id=action_id, destination=tmp_path.as_uri(), command_indexes=[1])
+    assert "command 1 (GetFile C:\\Windows\\Temp\\missing.txt)" in str(info.value)
+    assert "no result (status Failed; errors: The system cannot find the file specified" in str(info.value)
+    # Without command_indexes, what the failed action did produce is still evidence worth keeping.
+    manifest = transfer.run(action_id=action_id, destination=tmp_path.as_uri())
+    assert manifest["action"]["status"] == "Failed"
+    assert [f["path"] for f in manifest["files"]] == ["0_triage.ps1.transcript.json"]
+    assert transfer.ti.xcom["transcripts"][0]["exit_code"] == 0
+    assert transfer.ti.xcom["transcripts"][0]["stdout_head"] == [
+        "Collecting triage...",
+        r"Wrote C:\Windows\Temp\triage.zip",
+    ]
+
+
+def test_progress_is_logged_calmly(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    action_id = actions.finish([sized(8 * MIB)])
+    capsys.readouterr()
+    transfer.run(action_id=action_id, destination=tmp_path.as_uri(), chunk_size=64 * 1024, progress_interval=0.02)
+    logged = capsys.readouterr().out.splitlines()
+    lines = [line for line in logged if "Downloading command 0" in line]
+    assert re.search(r"\): [\d.]+ (KiB|MiB) ", lines[0])  # the announced size
+    progress = [line for line in lines if "%)" in line]
+    assert progress, lines
+    assert all("/s, about " in line and " left" in line for line in progress)
+    assert any("Downloaded command 0" in line for line in logged)
+    assert len(lines) < 200  # one line per interval, not one per 64 KiB chunk

@@ -1,0 +1,169 @@
+"""Helpers of the transfer tests: finished simulator actions, the operator run directly, DAG runs, digests."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import textwrap
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import requests
+
+from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
+from airflow_provider_liveresponse.simulator.fleet import device_id
+from airflow_provider_liveresponse.transfers.live_response_to_object_storage import (
+    LiveResponseToObjectStorageOperator,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from airflow_provider_liveresponse.models import Command
+    from airflow_provider_liveresponse.simulator import Simulator
+
+WS1 = device_id("ws-0001.contoso.local")
+SCOPE = "https://api.securitycenter.microsoft.com/.default"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sim_sleep(sim: Simulator) -> Any:
+    """A sleep that advances the simulated clock instead of waiting for real."""
+
+    def sleep(seconds: float) -> None:
+        sim.clock.advance(seconds * sim.clock.speed)
+
+    return sleep
+
+
+class Actions:
+    """Runs live-response actions on the simulator to their end."""
+
+    def __init__(self, sim: Simulator, conn_id: str) -> None:
+        self.sim = sim
+        self.hook = LiveResponseHook(conn_id, sleep=sim_sleep(sim))
+
+    def finish(self, commands: list[Command], machine_id: str = WS1) -> str:
+        """Submit ``commands`` through the hook and advance the simulated clock until the action ends."""
+        action = self.hook.run_live_response(machine_id, commands, comment="transfer test")
+        return self.wait(action.id)
+
+    def finish_raw(self, commands: list[dict[str, Any]], machine_id: str = WS1) -> str:
+        """Submit wire commands straight to the API, bypassing the client's validation (as a portal user or
+        another tool could), then wait for the action to end."""
+        token = requests.post(
+            f"{self.sim.authority_url}/{self.sim.tenant_id}/oauth2/v2.0/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": self.sim.client_id,
+                "client_secret": self.sim.client_secret,
+                "scope": SCOPE,
+            },
+            verify=str(self.sim.ca_file),
+            timeout=30,
+        ).json()["access_token"]
+        response = requests.post(
+            f"{self.sim.api_url}/api/machines/{machine_id}/runliveresponse",
+            json={"Commands": commands, "Comment": "raw transfer test"},
+            headers={"Authorization": f"Bearer {token}"},
+            verify=str(self.sim.ca_file),
+            timeout=30,
+        )
+        assert response.status_code == 201, response.text
+        return self.wait(response.json()["id"])
+
+    def wait(self, action_id: str) -> str:
+        action = self.hook.get_machine_action(action_id)
+        for _ in range(5000):
+            if action.is_terminal:
+                return action_id
+            self.sim.clock.advance(60)
+            action = self.hook.get_machine_action(action_id)
+        raise AssertionError(f"action {action_id} never ended")
+
+
+class RecordingTaskInstance:
+    """Takes the operator's XCom pushes when it runs outside a DAG run."""
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+class Transfer:
+    """Runs LiveResponseToObjectStorageOperator.execute directly (the DAG tests run it in real DAG runs)."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.ti = RecordingTaskInstance()
+
+    def operator(self, **kwargs: Any) -> LiveResponseToObjectStorageOperator:
+        kwargs.setdefault("task_id", f"copy_{uuid.uuid4().hex[:8]}")
+        return LiveResponseToObjectStorageOperator(**kwargs)
+
+    def run(self, **kwargs: Any) -> dict[str, Any]:
+        self.ti = RecordingTaskInstance()
+        return self.operator(**kwargs).execute({"ti": self.ti})  # type: ignore[arg-type]
+
+
+# -- DAG runs ----------------------------------------------------------------------------------------------------
+
+
+class DagRunner:
+    """Writes a DAG file into the DAG folder, imports it and runs ``dag.test()``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: list[Path] = []
+
+    def run(self, body: str) -> Any:
+        dag_id = f"t_{uuid.uuid4().hex[:12]}"
+        source = (
+            "from __future__ import annotations\nimport datetime as dt\nfrom airflow.sdk import DAG\n"
+            "from airflow_provider_liveresponse.models import GetFile, RunScript\n"
+            "from airflow_provider_liveresponse.operators.live_response import LiveResponseOperator\n"
+            "from airflow_provider_liveresponse.transfers.live_response_to_object_storage import (\n"
+            "    LiveResponseToObjectStorageOperator,\n)\n"
+            f"with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2024, 1, 1), catchup=False) as dag:\n"
+        )
+        source += textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
+        path = self.folder / f"{dag_id}.py"
+        path.write_text(source)
+        self.files.append(path)
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.dag.test()
+
+    @staticmethod
+    def states(run: Any) -> dict[str, str]:
+        return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+    @staticmethod
+    def xcom(run: Any, task_id: str, key: str = "return_value") -> Any:
+        from airflow.models.xcom import XComModel
+        from airflow.settings import Session
+
+        query = XComModel.get_many(run_id=run.run_id, key=key, task_ids=task_id, dag_ids=run.dag_id, map_indexes=-1)
+        with Session() as session:
+            row = session.scalars(query).first()
+            return None if row is None else XComModel.deserialize_value(row)
