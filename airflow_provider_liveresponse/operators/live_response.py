@@ -87,6 +87,9 @@ class LiveResponseOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if isinstance(commands, (list, tuple)):
+            # Wire dicts, so that Jinja in a command's values (a script's Args, a GetFile path) is rendered.
+            commands = [c.to_wire() if hasattr(c, "to_wire") else c for c in commands]
         self.commands = commands
         self.machine_id = machine_id
         self.computer_dns_name = computer_dns_name

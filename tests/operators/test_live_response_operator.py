@@ -150,3 +150,21 @@ def test_sensor_waits_for_an_action(simulator: Simulator, sim_conn: str, dags: A
     )
     assert dags.states(run) == {("submit", -1): "success", ("wait", -1): "success"}
     assert dags.xcom(run, "wait")["status"] == "Succeeded"
+
+
+def test_jinja_in_a_command_is_rendered(simulator: Simulator, sim_conn: str, dags: Any) -> None:
+    run = dags.run(
+        f"""
+        LiveResponseOperator(
+            task_id="collect",
+            machine_id="{WS1}",
+            commands=[RunScript("minidump.ps1", args="{{{{ params.process }}}}")],
+            poll_interval=0.2,
+            deferrable=False,
+        )
+        """,
+        run_conf={"process": "lsass"},
+    )
+    assert dags.states(run) == {("collect", -1): "success"}
+    (action,) = simulator.state.actions.values()
+    assert action.commands[0].params[1] == {"key": "Args", "value": "lsass"}
