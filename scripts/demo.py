@@ -1,110 +1,142 @@
-"""The README's demo: a forensic collection end to end against the bundled MDE simulator.
+"""The README's demo: the example DAGs, run for real by Airflow (``dag.test``) against the bundled MDE simulator.
 
-Starts the simulator (HTTPS, OAuth, MDE's limits, on a fast clock), points an Airflow connection at it,
-and through LiveResponseHook: looks a device up by host name, runs a triage script and collects the file it
-wrote, waits with progress, streams each result into the evidence folder (temporary name, then renamed),
-and checks every digest against the simulator's own record of the blob.
+Starts the simulator (HTTPS, OAuth, MDE's limits, on a fast clock), points the ``mde_live_response_default``
+connection at it, creates the ``mde_live_response`` pool, then runs ``example_liveresponse_collect`` (one
+device by host name: triage script, collect its zip, store results and manifest) and
+``example_liveresponse_fleet`` over a handful of devices. Ends with where the evidence and manifests are, a
+table of what ran, and a check of every stored digest against the simulator's own record of the bytes. The
+simulator stops with the demo; a second run works the same (earlier evidence is kept, identical files skipped).
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import hashlib
+import importlib.util
 import json
-import logging
 import os
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-HOST = "ws-0001.contoso.local"
+ROOT = Path(__file__).resolve().parents[1]
+FLEET = [f"ws-{n:04d}.contoso.local" for n in range(2, 7)]
+
+
+def _say(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+def _load(folder: Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
+
+
+def _xcom(run: Any, task_id: str, map_index: int = -1) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.settings import Session
+
+    query = XComModel.get_many(
+        run_id=run.run_id, key="return_value", task_ids=task_id, dag_ids=run.dag_id, map_indexes=map_index
+    )
+    with Session() as session:
+        row = session.scalars(query).first()
+        return None if row is None else XComModel.deserialize_value(row)
+
+
+def _verify(sim: Any, evidence: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each stored file against its manifest entry and the simulator's record; one table row per file."""
+    action = manifest["action"]
+    folder = evidence / action["machine_id"] / action["id"]
+    on_disk = json.loads((folder / "manifest.json").read_text())
+    rows = []
+    for entry in on_disk["files"]:
+        path = folder / entry["path"]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        expected = sim.state.result_digest(action["id"], entry["command"]["index"])["raw"]["sha256"]
+        rows.append(
+            {
+                "host": action.get("computer_dns_name") or action["machine_id"],
+                "action": action["id"],
+                "file": entry["path"],
+                "bytes": path.stat().st_size,
+                "sha256": digest,
+                "verified": digest == entry["sha256"] == expected,
+            }
+        )
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("evidence", nargs="?", default="evidence", help="folder for the evidence (./evidence)")
     parser.add_argument("--speed", type=float, default=120.0, help="simulated seconds per real second")
-    parser.add_argument("--host", default=HOST, help="the simulated device to collect from")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
-    log = logging.getLogger("demo")
+    evidence = Path(args.evidence).resolve()
+    evidence.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
 
-    from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
-    from airflow_provider_liveresponse.models import GetFile, RunScript
+    home = Path(os.environ["AIRFLOW_HOME"])
+    dags = home / "dags"
+    shutil.copytree(ROOT / "example_dags", dags, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(dags)
+    os.environ["MDE_POLL_INTERVAL"] = "1"
+
+    _say(f"Preparing Airflow's metadata database in {home}")
+    airflow = [sys.executable, "-m", "airflow"]
+    subprocess.run([*airflow, "db", "migrate"], check=True, stdout=subprocess.DEVNULL)  # noqa: S603
+    subprocess.run(  # noqa: S603
+        [*airflow, "pools", "set", "mde_live_response", "25", "MDE live response sessions", "--include-deferred"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
     from airflow_provider_liveresponse.simulator import Simulator
 
-    evidence = Path(args.evidence).resolve()
     with Simulator(speed=args.speed, token_lifetime=3600 * args.speed) as sim:
         os.environ["AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT"] = sim.connection_json()
-        log.info("MDE simulator up: API %s, blob host %s, speed x%g", sim.api_url, sim.blob_url, args.speed)
-        hook = LiveResponseHook()
-        ok, message = hook.test_connection()
-        log.info("Connection test: %s", message)
-        if not ok:
-            return 1
+        _say(f"MDE simulator up: API {sim.api_url}, blob host {sim.blob_url}, clock x{args.speed:g}")
 
-        (machine,) = hook.find_machines(computer_dns_name=args.host)
-        log.info("Device %s is %s (%s, %s)", args.host, machine.id, machine.os_platform, machine.health_status)
-        action = hook.run_live_response(
-            machine.id,
-            [RunScript("triage.ps1"), GetFile(r"C:\Windows\Temp\triage.zip")],
-            comment="Demo: triage collection",
+        destination = f"file://{evidence}"
+        _say("Running example_liveresponse_collect: triage of ws-0001.contoso.local")
+        collect = _load(dags, "example_liveresponse_collect").test(
+            run_conf={"host": "ws-0001.contoso.local", "case": "DEMO-1", "destination": destination}
         )
-        log.info("Submitted action %s; waiting for it to end", action.id)
-        started = time.monotonic()
-        while not action.is_terminal:
-            time.sleep(1.0)
-            action = hook.get_machine_action(action.id)
-            states = ", ".join(f"{c.index}:{c.type}={c.command_status}" for c in action.commands)
-            log.info("Action %s is %s after %.0f s [%s]", action.id, action.status, time.monotonic() - started, states)
-        if str(action.status) != "Succeeded":
-            log.error("Action %s ended %s: %s", action.id, action.status, action.summary())
-            return 1
+        _say(f"Running example_liveresponse_fleet over {len(FLEET)} devices")
+        fleet = _load(dags, "example_liveresponse_fleet").test(
+            run_conf={"hosts": FLEET, "case": "DEMO-2", "destination": destination}
+        )
 
-        folder = evidence / machine.id / action.id
-        folder.mkdir(parents=True, exist_ok=True)
-        rows: list[dict[str, Any]] = []
-        for command in action.commands:
-            if not command.has_result:
-                continue
-            reader = hook.open_result(action.id, command.index)
-            name = (reader.file_name or f"result-{command.index}").removesuffix(".gz")
-            is_script = command.type == "RunScript"
-            final = folder / (
-                f"{command.index}_{command.command.target}.transcript.json" if is_script else f"{command.index}_{name}"
-            )
-            partial = final.with_name(final.name + ".partial")
-            raw_sha = hashlib.sha256()
-            with reader, open(partial, "wb") as out:
-                stream: Any = reader if is_script else gzip.GzipFile(fileobj=reader)
-                while chunk := stream.read(1024 * 1024):
-                    raw_sha.update(chunk)
-                    out.write(chunk)
-            expected = sim.state.result_digest(action.id, command.index)
-            assert reader.sha256 == expected["compressed"]["sha256"], "blob digest differs from the simulator's"
-            partial.replace(final)
-            rows.append(
-                {
-                    "index": command.index,
-                    "type": command.type,
-                    "file": str(final.relative_to(evidence)),
-                    "bytes": final.stat().st_size,
-                    "sha256": raw_sha.hexdigest(),
-                }
-            )
-        transcript = hook.get_script_transcript(action.id, 0)
-        log.info("triage.ps1 exited %s", transcript.exit_code)
+        manifests = [_xcom(collect, "store")]
+        manifests += [_xcom(fleet, "device.store", index) for index in range(len(FLEET))]
+        rows = [row for manifest in manifests if manifest for row in _verify(sim, evidence, manifest)]
+        states = {"example_liveresponse_collect": str(collect.state), "example_liveresponse_fleet": str(fleet.state)}
 
-    manifest = folder / "manifest.json"
-    manifest.write_text(json.dumps({"action": action.summary(), "files": rows}, indent=2))
-    print(f"\nEvidence written to {folder}")
-    print(f"{'idx':>3}  {'type':<10} {'bytes':>10}  sha256")
-    for row in rows:
-        print(f"{row['index']:>3}  {row['type']:<10} {row['bytes']:>10}  {row['sha256']}  {row['file']}")
-    print(f"Manifest: {manifest}")
-    return 0
+    _say(f"Done in {time.monotonic() - started:.0f} s; the simulator is stopped")
+    for dag_id, state in states.items():
+        print(f"  {dag_id}: {state}")
+    print(f"\nEvidence: {evidence}  (one folder per device and action, each with its manifest.json)")
+    host_w = max([len(r["host"]) for r in rows] + [4])
+    file_w = max([len(r["file"]) for r in rows] + [4])
+    print(f"\n{'device':<{host_w}}  {'action':<8}  {'file':<{file_w}}  {'bytes':>9}  {'sha256':<16}  verified")
+    for r in rows:
+        print(
+            f"{r['host']:<{host_w}}  {r['action'][:8]}  {r['file']:<{file_w}}  {r['bytes']:>9}  "
+            f"{r['sha256'][:16]}  {'yes' if r['verified'] else 'NO'}"
+        )
+    actions = len([m for m in manifests if m])
+    print(f"\n{len(rows)} file(s) from {actions} action(s) verified against the simulator's record of the bytes.")
+    ok = all(state == "success" for state in states.values()) and rows and all(r["verified"] for r in rows)
+    if not ok:
+        print("The demo did not finish cleanly: see the task logs above.", file=sys.stderr)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
