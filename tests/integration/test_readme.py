@@ -54,3 +54,84 @@ def test_the_pool_recipe_creates_a_pool_that_counts_deferred_tasks(airflow_db: P
     fields: dict[str, Any] = pool
     assert int(fields["slots"]) == 25
     assert str(fields["include_deferred"]).lower() == "true"
+
+
+def _troubleshooting_rows() -> list[str]:
+    text = README.read_text()
+    start = text.index("\n## Troubleshooting\n")
+    section = text[start : text.index("\n## ", start + 1)]
+    return re.findall(r"^\| `([^`]+)`", section, flags=re.MULTILINE)
+
+
+def _raised(call: Any) -> str:
+    try:
+        call()
+    except Exception as exc:
+        return str(exc)
+    raise AssertionError("no error was raised")
+
+
+def test_every_troubleshooting_row_is_a_message_the_package_really_gives(
+    simulator: Any, airflow_db: Path, monkeypatch: Any, caplog: Any, capsys: Any
+) -> None:
+    """Each row's message is produced here for real (simulator, models, Airflow) or, for the three that need a
+    whole DAG run, asserted by the operator tests named beside it."""
+    from airflow.models.connection import Connection
+
+    from airflow_provider_liveresponse.auth import reset_token_providers
+    from airflow_provider_liveresponse.exceptions import LiveResponseApiError
+    from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
+    from airflow_provider_liveresponse.models import GetFile, RunScript
+    from airflow_provider_liveresponse.operators.live_response import LiveResponseOperator
+    from airflow_provider_liveresponse.simulator.fleet import device_id
+
+    monkeypatch.setenv("AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT", simulator.connection_json())
+    reset_token_providers()
+    hook = LiveResponseHook()
+    ws1 = device_id("ws-0001.contoso.local")
+
+    def unauthorized() -> None:
+        simulator.state.faults.set("machines", unauthorized_next=2)
+        hook.get_machine(ws1)
+
+    def unknown_host() -> None:
+        LiveResponseOperator(
+            task_id="t", computer_dns_name="ws-0001", commands=[RunScript("triage.ps1")]
+        )._resolve_machine(hook)
+
+    def connection_uri() -> None:
+        Connection(conn_id="x", conn_type="mde_live_response", host="h").get_uri()
+        raise RuntimeError("".join(capsys.readouterr()) + caplog.text)
+
+    produced = {
+        "the app registration lacks a permission": lambda: _raise(LiveResponseApiError("Reading", status=403)),
+        "the token was refused twice": unauthorized,
+        "matched 0 devices": unknown_host,
+        "the device's group has no automation level": lambda: hook.run_live_response(
+            device_id("kiosk-0001.contoso.local"), [RunScript("triage.ps1")], "kiosk"
+        ),
+        "live response is turned off for the tenant": lambda: _raise(
+            LiveResponseApiError("Submitting", status=403, code="DisabledFeature")
+        ),
+        "is not an absolute device path": lambda: GetFile(r"Temp\x.zip"),
+        "contains a path separator": lambda: RunScript(r"C:\tools\triage.ps1"),
+        "Connection schemes (type: mde_live_response) shall not contain '_'": connection_uri,
+    }
+    # Produced by whole DAG runs in tests/operators (the same strings are asserted there).
+    asserted_elsewhere = {
+        "stayed busy with another live-response session": "test_limits_and_busy_devices.py",
+        "was throttled by MDE for longer than the retry budget": "test_limits_and_busy_devices.py",
+        "ended TimeOut": "test_live_response_operator.py",
+    }
+    rows = _troubleshooting_rows()
+    assert len(rows) == len(produced) + len(asserted_elsewhere)
+    for row in rows:
+        if row in asserted_elsewhere:
+            test_file = Path(__file__).resolve().parents[1] / "operators" / asserted_elsewhere[row]
+            assert row in test_file.read_text(), row
+            continue
+        assert row in _raised(produced[row]), row
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
