@@ -248,8 +248,18 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
             action.computer_dns_name or "unknown host",
             _shown(folder.path),
         )
-        folder.prepare()
-        for leftover in folder.remove_leftovers():
+        try:
+            folder.prepare()
+            leftovers = folder.remove_leftovers()
+        except Exception as exc:
+            from airflow_provider_liveresponse.exceptions import LiveResponseError
+
+            raise LiveResponseError(
+                f"Task {self.task_id}: cannot use {_shown(folder.path)} for the results of action {action.id} "
+                f"({type(exc).__name__}: {_scrub(str(exc))}); nothing was downloaded. What to do: check the "
+                "destination's connection, bucket or container and permissions, then rerun the task"
+            ) from None
+        for leftover in leftovers:
             self.log.warning("Removed %s, left by an interrupted earlier transfer", leftover)
         earlier = folder.read_manifest()
         earlier_files = {f.get("path"): f for f in earlier.get("files", [])} if earlier else {}
@@ -358,13 +368,19 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
             outcome = self._publish(temp, final, result.stored.sha256, described)
         except LiveResponseError:
             temp.remove_quietly()
+            self.log.error("Copying %s failed; nothing was stored under its final name", described)
             raise
         except Exception as exc:
             temp.remove_quietly()
+            if type(exc).__module__.split(".")[0] in ("requests", "urllib3"):
+                where = "the result could not be read from MDE's blob storage"
+                hint = "check the network path to MDE's blob storage (proxy, firewall), then rerun the task"
+            else:
+                where = f"writing to {_shown(folder.path)} failed"
+                hint = "check the destination's connection, bucket or container and permissions, then rerun the task"
             raise LiveResponseError(
-                f"Copying {described} to {_shown(folder.path)} failed: {type(exc).__name__}: {_scrub(str(exc))}. "
-                "Nothing was kept under the final name. What to do: check the destination's connection, bucket or "
-                "container and permissions, then rerun the task"
+                f"Copying {described}: {where} ({type(exc).__name__}: {_scrub(str(exc))}). Nothing was kept under "
+                f"the final name. What to do: {hint}"
             ) from None
         except BaseException:
             temp.remove_quietly()

@@ -138,7 +138,7 @@ def start_seaweedfs(folder: Path, bucket: str) -> S3Server:
                     {
                         "name": "airflow",
                         "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        "actions": ["Read", "Write", "List", "Tagging"],
                     }
                 ]
             }
@@ -171,6 +171,7 @@ def start_seaweedfs(folder: Path, bucket: str) -> S3Server:
         f"-admin.port={admin}",
         f"-admin.port.grpc={admin + 10000}",
         "-master.telemetry=false",
+        "-s3.autoCreateBucket=false",  # like S3: writing to a missing bucket fails
         f"-bucket={bucket}",
     ]
     with log.open("wb") as out:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from storage_servers import AZURITE_ACCOUNT, AZURITE_KEY
+from storage_servers import AZURITE_ACCOUNT, AZURITE_KEY, S3_SECRET_KEY
 from transfer_helpers import WS1
 
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError, LiveResponseError
@@ -224,3 +224,16 @@ def test_a_forged_azure_sas_fails_without_showing_the_signature(azurite: Azurite
     assert name in message
     assert "sig=" not in message
     assert "?" not in message.split("Action:")[0]
+
+
+def test_s3_a_missing_bucket_is_a_clear_error(
+    simulator: Simulator, actions: Actions, transfer: Transfer, seaweedfs: S3Server, s3_conn: str
+) -> None:
+    action_id = actions.finish([GetFile(r"C:\Windows\System32\drivers\etc\hosts")])
+    with pytest.raises(LiveResponseError) as info:
+        transfer.run(action_id=action_id, destination=f"s3://{s3_conn}@no-such-bucket-{uuid.uuid4().hex[:8]}/cases")
+    message = str(info.value)
+    assert "command 0 (GetFile C:\\Windows\\System32\\drivers\\etc\\hosts)" in message
+    assert action_id in message
+    assert "check the destination's connection, bucket or container and permissions" in message
+    assert S3_SECRET_KEY not in message
