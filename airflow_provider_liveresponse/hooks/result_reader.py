@@ -71,7 +71,7 @@ class ResultReader(io.RawIOBase):
         self.links_requested = 0
         self.resumes = 0
         self._done = False
-        self._open(first=True)
+        self._open_first()
 
     # -- io.RawIOBase -------------------------------------------------------------------------------------
 
@@ -198,6 +198,33 @@ class ResultReader(io.RawIOBase):
         elif self.content_md5 is None:
             self.content_md5 = response.headers.get("x-ms-blob-content-md5")
         self._response = response
+
+    def _open_first(self) -> None:
+        """The first request, retried like a resume when the connection fails before any byte arrives."""
+        failures = 0
+        while True:
+            try:
+                self._open(first=True)
+                return
+            except _STREAM_ERRORS as exc:
+                failures += 1
+                if failures > self._max_resumes:
+                    raise LiveResponseApiError(
+                        f"The blob host never answered for {self._describe()} ({type(exc).__name__}, "
+                        f"{failures} attempts); nothing was downloaded. Check the network path to MDE's blob "
+                        "storage (proxy, firewall), then rerun the task",
+                        action_id=self.action_id,
+                    ) from None
+                self.resumes += 1
+                delay = min(0.5 * (2 ** (failures - 1)), 30.0)
+                log.warning(
+                    "The blob host did not answer for %s (%s); trying again in %.1f s (attempt %d)",
+                    self._describe(),
+                    type(exc).__name__,
+                    delay,
+                    failures + 1,
+                )
+                self._sleep(delay)
 
     def _learn_size(self, size: int) -> None:
         if self.size is not None and self.size != size:

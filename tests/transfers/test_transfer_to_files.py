@@ -434,3 +434,27 @@ def test_progress_is_logged_calmly(
     assert all("/s, about " in line and " left" in line for line in progress)
     assert any("Downloaded command 0" in line for line in logged)
     assert len(lines) < 200  # one line per interval, not one per 64 KiB chunk
+
+
+def test_connection_resets_before_the_first_byte_are_retried(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path
+) -> None:
+    action_id = actions.finish([sized(MIB)])
+    simulator.state.faults.set("blob", reset_next=2)
+    manifest = transfer.run(action_id=action_id, destination=tmp_path.as_uri())
+    assert manifest["files"][0]["sha256"] == simulator.state.result_digest(action_id, 0)["raw"]["sha256"]
+    assert manifest["files"][0]["transfer"]["resumes"] == 2
+
+
+def test_a_blob_host_that_never_answers_fails_clearly_without_the_link(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path
+) -> None:
+    action_id = actions.finish([sized(MIB)])
+    simulator.state.faults.set("blob", reset_rate=1.0)
+    with pytest.raises(LiveResponseApiError) as info:
+        transfer.run(action_id=action_id, destination=tmp_path.as_uri(), max_resumes=2)
+    message = str(info.value)
+    assert action_id in message
+    assert "sig=" not in message
+    assert "se=" not in message
+    assert list(folder_of(tmp_path, action_id).iterdir()) == []
