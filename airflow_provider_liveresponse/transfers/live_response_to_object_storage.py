@@ -10,7 +10,8 @@ Layout under the destination (every name made safe by :mod:`~airflow_provider_li
 
 While a result streams it lives under a temporary name (``.{final name}.{12 hex}.partial`` in the same
 folder); it is moved to its final name only once complete and verified, so a failed or killed transfer leaves
-no object under a final name, and the next run removes the leftovers and completes it.
+no object under a final name, and the next run removes the leftovers and completes it. (So two tasks must not
+copy the same action to the same destination at the same time: each would remove the other's temporary objects.)
 """
 
 from __future__ import annotations
