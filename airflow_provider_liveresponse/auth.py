@@ -99,6 +99,8 @@ class TokenProvider:
         cache = app.token_cache
         for item in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
             cache.remove_at(item)
+        from msal.exceptions import MsalError
+
         try:
             result = app.acquire_token_for_client(scopes=[self._settings.scope])
         except (requests.RequestException, ValueError) as exc:
@@ -106,6 +108,12 @@ class TokenProvider:
                 f"Could not reach Microsoft Entra ID at {self._settings.authority} for connection "
                 f"{self._settings.conn_id!r}: {type(exc).__name__}: {exc}. Check the network path to the login "
                 "host, the connection's authority_url, and ca_bundle if a proxy re-signs TLS."
+            ) from None
+        except MsalError as exc:  # msal raises for an HTTP error without an OAuth error body (a 5xx)
+            raise LiveResponseAuthError(
+                f"Microsoft Entra ID failed to issue a token for connection {self._settings.conn_id!r} at "
+                f"{self._settings.authority} ({exc}): a failure on Entra's side, usually brief. What to do: rerun "
+                "the task; if it persists, check Entra ID's service health and the connection's authority_url."
             ) from None
         self.requests_made += 1
         token: str | None = result.get("access_token") if isinstance(result, dict) else None

@@ -30,6 +30,7 @@ from airflow_provider_liveresponse.constants import (
     LIBRARY_FILE_MAX_BYTES,
 )
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError, LiveResponseConfigError
+from airflow_provider_liveresponse.hooks.responses import entity, items, json_object, next_link
 from airflow_provider_liveresponse.hooks.result_reader import ResultReader
 from airflow_provider_liveresponse.hooks.retry_policy import (
     TRANSIENT_STATUSES,
@@ -387,7 +388,8 @@ class LiveResponseHook(HttpHook):
                     machine_id=machine_id,
                 )
             raise LiveResponseApiError(
-                f"{what} failed: MDE did not answer ({reason}) after {state.transient_attempts} attempts",
+                f"{what} failed: MDE did not answer ({reason}) after {state.transient_attempts} attempts. What to "
+                "do: rerun the task later; if it persists, check the network path to the connection's api_url",
                 method=method,
                 path=path,
                 action_id=action_id,
@@ -428,14 +430,15 @@ class LiveResponseHook(HttpHook):
                 if delay is None:
                     raise LiveResponseApiError(
                         f"{what} failed: MDE did not answer ({exc.reason}) after {state.transient_attempts} "
-                        "attempts, and nothing was carried out"
+                        "attempts, and nothing was carried out. What to do: rerun the task later; if it persists, "
+                        "check the network path to the connection's api_url"
                     ) from None
                 log.warning("%s failed (%s) and was not carried out; retrying in %.1f s", what, exc.reason, delay)
                 self._sleep(delay)
 
-    def _json(self, response: requests.Response, what: str) -> Any:
+    def _json(self, response: requests.Response, what: str) -> dict[str, Any]:
         try:
-            return response.json()
+            payload = response.json()
         except ValueError:
             raise LiveResponseApiError(
                 f"{what}: MDE answered HTTP {response.status_code} with a body that is not JSON; this is "
@@ -443,6 +446,7 @@ class LiveResponseHook(HttpHook):
                 status=response.status_code,
                 path=urlsplit(response.url).path,
             ) from None
+        return json_object(payload, what, status=response.status_code, path=urlsplit(response.url).path)
 
     # -- live response ----------------------------------------------------------------------------------
 
@@ -496,7 +500,7 @@ class LiveResponseHook(HttpHook):
                     if own is not None:
                         return own
                 raise
-            return MachineAction.model_validate(self._json(response, what))
+            return entity(MachineAction, self._json(response, what), what, machine_id=machine_id)
 
         action = self._submit(
             send,
@@ -564,7 +568,7 @@ class LiveResponseHook(HttpHook):
         action_id = validate_action_id(action_id)
         what = f"Reading machine action {action_id}"
         response = self._request("GET", f"api/machineactions/{quote(action_id)}", what=what, action_id=action_id)
-        return MachineAction.model_validate(self._json(response, what))
+        return entity(MachineAction, self._json(response, what), what, action_id=action_id)
 
     def list_machine_actions(
         self,
@@ -611,17 +615,17 @@ class LiveResponseHook(HttpHook):
         while True:
             response = self._request("GET", url, what=what, params=params, machine_id=machine_id)
             payload = self._json(response, what)
-            for item in payload.get("value", []):
-                action = MachineAction.model_validate(item)
+            for item in items(payload, what):
+                action = entity(MachineAction, item, what, machine_id=machine_id)
                 if comment_contains and comment_contains not in (action.requestor_comment or ""):
                     continue
                 actions.append(action)
                 if limit is not None and len(actions) >= limit:
                     return actions
-            next_link = payload.get("@odata.nextLink")
-            if not next_link:
+            link = next_link(payload, what)
+            if not link:
                 return actions
-            url = self._same_host(next_link)
+            url = self._same_host(link)
             params = None
 
     def _same_host(self, link: str) -> str:
@@ -659,7 +663,7 @@ class LiveResponseHook(HttpHook):
                     log.info("Action %s had already ended (%s); nothing to cancel", action_id, current.status)
                     return current
             raise
-        return MachineAction.model_validate(self._json(response, what))
+        return entity(MachineAction, self._json(response, what), what, action_id=action_id)
 
     # -- results ----------------------------------------------------------------------------------------
 
@@ -733,7 +737,7 @@ class LiveResponseHook(HttpHook):
         """Every file in the live-response library."""
         what = "Listing the live-response library"
         response = self._request("GET", "api/libraryfiles", what=what)
-        return [LibraryFile.model_validate(item) for item in self._json(response, what).get("value", [])]
+        return [entity(LibraryFile, item, what) for item in items(self._json(response, what), what)]
 
     def upload_library_file(
         self,
@@ -777,7 +781,7 @@ class LiveResponseHook(HttpHook):
                 idempotent=False,
                 state=state,
             )
-            return LibraryFile.model_validate(self._json(response, what))
+            return entity(LibraryFile, self._json(response, what), what)
 
         def reconcile() -> LibraryFile | None:
             for item in self.list_library_files():
@@ -804,7 +808,7 @@ class LiveResponseHook(HttpHook):
         machine_id = validate_machine_id(machine_id)
         what = f"Reading machine {machine_id}"
         response = self._request("GET", f"api/machines/{machine_id}", what=what, machine_id=machine_id)
-        return Machine.model_validate(self._json(response, what))
+        return entity(Machine, self._json(response, what), what, machine_id=machine_id)
 
     def find_machines(
         self,
@@ -819,8 +823,10 @@ class LiveResponseHook(HttpHook):
         """Devices matching every filter given (an empty list when none match)."""
         clauses: list[str] = []
         if computer_dns_name is not None:
-            if not computer_dns_name.strip():
-                raise LiveResponseConfigError("computer_dns_name is empty: give the device's host name")
+            if not isinstance(computer_dns_name, str) or not computer_dns_name.strip():
+                raise LiveResponseConfigError(
+                    f"computer_dns_name {computer_dns_name!r} is not a host name: give the device's full DNS name"
+                )
             clauses.append(f"computerDnsName eq {_odata_string(computer_dns_name.strip().lower())}")
         if machine_tag is not None:
             clauses.append(f"machineTags/any(tag: tag eq {_odata_string(machine_tag)})")
@@ -846,7 +852,7 @@ class LiveResponseHook(HttpHook):
             if exc.status == 404:  # MDE answers 404 when there are no recent machines at all
                 return []
             raise
-        return [Machine.model_validate(item) for item in self._json(response, what).get("value", [])]
+        return [entity(Machine, item, what) for item in items(self._json(response, what), what)]
 
     # -- Airflow UI -------------------------------------------------------------------------------------
 

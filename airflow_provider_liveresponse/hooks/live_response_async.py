@@ -19,6 +19,7 @@ from airflow_provider_liveresponse.connection import ConnectionSettings
 from airflow_provider_liveresponse.constants import CONN_TYPE, DEFAULT_CONN_ID, HOOK_NAME, USER_AGENT
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError
 from airflow_provider_liveresponse.hooks.live_response import validate_action_id
+from airflow_provider_liveresponse.hooks.responses import entity, items, json_object, next_link
 from airflow_provider_liveresponse.hooks.retry_policy import (
     TRANSIENT_STATUSES,
     RetryPolicy,
@@ -101,8 +102,8 @@ class LiveResponseAsyncHook(BaseHook):
         json_body: Any = None,
         ok: Sequence[int] = (200,),
         action_id: str | None = None,
-    ) -> Any:
-        """One API call with auth, 401 refresh, 429 and transient retries; returns the parsed JSON."""
+    ) -> dict[str, Any]:
+        """One API call with auth, 401 refresh, 429 and transient retries; returns the parsed JSON object."""
         import aiohttp
 
         settings = await self.settings()
@@ -124,7 +125,7 @@ class LiveResponseAsyncHook(BaseHook):
                     continue
                 if status in ok:
                     try:
-                        return _loads(body)
+                        payload = _loads(body)
                     except ValueError:
                         raise LiveResponseApiError(
                             f"{what}: MDE answered HTTP {status} with a body that is not JSON; rerun later",
@@ -133,6 +134,7 @@ class LiveResponseAsyncHook(BaseHook):
                             path=shown_path,
                             action_id=action_id,
                         ) from None
+                    return json_object(payload, what, status=status, path=shown_path)
                 if status == 401 and not refreshed:
                     tokens.invalidate(token)
                     refreshed = True
@@ -206,7 +208,8 @@ class LiveResponseAsyncHook(BaseHook):
                     action_id=action_id,
                 )
             raise LiveResponseApiError(
-                f"{what} failed: MDE did not answer ({reason}) after {state.transient_attempts} attempts",
+                f"{what} failed: MDE did not answer ({reason}) after {state.transient_attempts} attempts. What to "
+                "do: rerun the task later; if it persists, check the network path to the connection's api_url",
                 method=method,
                 path=path,
                 action_id=action_id,
@@ -223,7 +226,7 @@ class LiveResponseAsyncHook(BaseHook):
             what=f"Reading machine action {action_id}",
             action_id=action_id,
         )
-        return MachineAction.model_validate(data)
+        return entity(MachineAction, data, f"Reading machine action {action_id}", action_id=action_id)
 
     async def get_machine_actions(self, action_ids: Sequence[str]) -> dict[str, MachineAction]:
         """Several machine actions in as few calls as possible (``id in (...)``, paged)."""
@@ -235,14 +238,15 @@ class LiveResponseAsyncHook(BaseHook):
             url: str = "api/machineactions"
             params: dict[str, Any] | None = {"$filter": f"id in ({quoted})", "$top": len(batch)}
             while True:
-                payload = await self._request("GET", url, what="Reading machine actions", params=params)
-                for item in payload.get("value", []):
-                    action = MachineAction.model_validate(item)
+                what = "Reading machine actions"
+                payload = await self._request("GET", url, what=what, params=params)
+                for item in items(payload, what):
+                    action = entity(MachineAction, item, what)
                     found[action.id] = action
-                next_link = payload.get("@odata.nextLink")
-                if not next_link:
+                link = next_link(payload, what)
+                if not link:
                     break
-                url, params = await self._same_host(next_link), None
+                url, params = await self._same_host(link), None
         return found
 
     async def _same_host(self, link: str) -> str:
@@ -265,7 +269,7 @@ class LiveResponseAsyncHook(BaseHook):
             ok=(200, 201),
             action_id=action_id,
         )
-        return MachineAction.model_validate(data)
+        return entity(MachineAction, data, f"Cancelling machine action {action_id}", action_id=action_id)
 
 
 def _loads(body: bytes) -> Any:

@@ -8,6 +8,7 @@ at once, and no call waits longer in total than the caller's budget.
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -88,9 +89,12 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
     text = value.strip()
     try:
-        return max(float(text), 0.0)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        # "nan" would slip past every budget comparison; treat it as absent (back off instead).
+        return None if math.isnan(seconds) else max(seconds, 0.0)
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError):
