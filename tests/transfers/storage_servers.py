@@ -151,6 +151,7 @@ def start_seaweedfs(folder: Path, bucket: str) -> S3Server:
     log = folder / "weed.log"
     command = [
         weed,
+        "-logtostderr",  # into weed.log below, not /tmp
         "mini",
         f"-dir={folder / 'data'}",
         "-ip=127.0.0.1",
@@ -163,6 +164,8 @@ def start_seaweedfs(folder: Path, bucket: str) -> S3Server:
         f"-filer.port.grpc={ports['filer_grpc']}",
         f"-s3.port={ports['s3']}",
         f"-s3.port.grpc={ports['s3_grpc']}",
+        f"-s3.localSocket={folder / 's3.sock'}",
+        f"-filer.localSocket={folder / 'filer.sock'}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         f"-s3.config={config}",
