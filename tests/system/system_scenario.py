@@ -63,7 +63,7 @@ class SystemRun:
     run_ids: dict[str, str] = field(default_factory=dict)
     #: dag_id -> the run's task instances from the REST API (with rendered fields).
     task_instances: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    #: (dag_id, task_id, map_index, key) -> the XCom value as stored (JSON text) from the REST API.
+    #: (dag_id, task_id, map_index, key) -> the XCom's stored value (JSON-ready data) from the REST API.
     xcoms: dict[tuple[str, str, int, str], Any] = field(default_factory=dict)
     observations: Observations = field(default_factory=Observations)
     triggerer_job_ids: set[int] = field(default_factory=set)
