@@ -254,7 +254,7 @@ def _run_operator(params: dict[str, Any]) -> BaseException | None:
     with mock.patch.object(LiveResponseHook, "_request", autospec=True, side_effect=ApiCallAttempted):
         try:
             operator = LiveResponseOperator(task_id="collect", mde_conn_id=UNSET_CONN, deferrable=False, **params)
-            operator.execute({"ti": _TaskInstance()})  # type: ignore[arg-type]
+            operator.execute({"ti": _TaskInstance()})  # type: ignore[typeddict-item,arg-type,unused-ignore]
         except Exception as exc:
             return exc
     return None
@@ -490,7 +490,7 @@ def test_the_async_hook_turns_any_answer_into_a_model_or_a_live_response_error(
         hook.calls += 1
         return next(answers_sent, (200, {}, b'{"value": []}'))
 
-    hook._send = send  # type: ignore[method-assign]
+    hook._send = send  # type: ignore[method-assign,assignment]
 
     async def run() -> None:
         with contextlib.suppress(LiveResponseError):
