@@ -89,7 +89,17 @@ class ActionPoller:
             try:
                 actions = await self._hook.get_machine_actions(ids)
                 failures = 0
-            except LiveResponseError as exc:
+            except Exception as caught:
+                # A failed poll; an unforeseen error (a bug) too must not end this task silently, or every waiting
+                # trigger would hang until its deadline: it counts as a failed poll and reaches the waiters.
+                exc = (
+                    caught
+                    if isinstance(caught, LiveResponseError)
+                    else LiveResponseError(
+                        f"Polling machine actions on connection {self.conn_id} failed unexpectedly: "
+                        f"{type(caught).__name__}: {caught}"
+                    )
+                )
                 failures += 1
                 log.warning("Polling %d action(s) on connection %s failed (%s)", len(ids), self.conn_id, exc)
                 if failures >= MAX_CONSECUTIVE_FAILURES or getattr(exc, "status", None) in (401, 403):
