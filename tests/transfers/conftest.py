@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 from storage_servers import AzuriteServer, S3Server, ServerUnavailable, start_azurite, start_seaweedfs
-from transfer_helpers import Actions, DagRunner, Transfer, sim_sleep
+from transfer_helpers import Actions, Transfer, sim_sleep
 
 from airflow_provider_liveresponse.auth import reset_token_providers
 from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
 from airflow_provider_liveresponse.transfers.live_response_to_object_storage import (
     LiveResponseToObjectStorageOperator,
 )
+from tests.dag_runner import DagRunner
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -36,7 +36,7 @@ def test_collect_then_store_reads_the_action_id_from_xcom(
         collect >> store
         """
     )
-    assert dags.states(run) == {"collect": "success", "store": "success"}
+    assert dags.states(run) == {("collect", -1): "success", ("store", -1): "success"}
     action_id = dags.xcom(run, "collect", "action_id")
     manifest = dags.xcom(run, "store")
     folder = evidence / WS1 / action_id

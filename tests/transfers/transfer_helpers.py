@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
-import textwrap
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -121,49 +119,3 @@ class Transfer:
     def run(self, **kwargs: Any) -> dict[str, Any]:
         self.ti = RecordingTaskInstance()
         return self.operator(**kwargs).execute({"ti": self.ti})  # type: ignore[arg-type]
-
-
-# -- DAG runs ----------------------------------------------------------------------------------------------------
-
-
-class DagRunner:
-    """Writes a DAG file into the DAG folder, imports it and runs ``dag.test()``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.files: list[Path] = []
-
-    def run(self, body: str) -> Any:
-        dag_id = f"t_{uuid.uuid4().hex[:12]}"
-        source = (
-            "from __future__ import annotations\nimport datetime as dt\nfrom airflow.sdk import DAG\n"
-            "from airflow_provider_liveresponse.models import GetFile, RunScript\n"
-            "from airflow_provider_liveresponse.operators.live_response import LiveResponseOperator\n"
-            "from airflow_provider_liveresponse.transfers.live_response_to_object_storage import (\n"
-            "    LiveResponseToObjectStorageOperator,\n)\n"
-            f"with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2024, 1, 1), catchup=False) as dag:\n"
-        )
-        source += textwrap.indent(textwrap.dedent(body).strip() + "\n", "    ")
-        path = self.folder / f"{dag_id}.py"
-        path.write_text(source)
-        self.files.append(path)
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module.dag.test()
-
-    @staticmethod
-    def states(run: Any) -> dict[str, str]:
-        return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-
-    @staticmethod
-    def xcom(run: Any, task_id: str, key: str = "return_value") -> Any:
-        from airflow.models.xcom import XComModel
-        from airflow.settings import Session
-
-        query = XComModel.get_many(run_id=run.run_id, key=key, task_ids=task_id, dag_ids=run.dag_id, map_indexes=-1)
-        with Session() as session:
-            row = session.scalars(query).first()
-            return None if row is None else XComModel.deserialize_value(row)
