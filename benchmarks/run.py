@@ -21,11 +21,15 @@ if TYPE_CHECKING:
 
 #: The modules that register benchmarks, in the order they run (the issue's numbering). Add new ones here.
 BENCHMARK_MODULES = (
+    "benchmarks.transfer",
     "benchmarks.polling",
     "benchmarks.parse_cost",
     "benchmarks.tokens",
     "benchmarks.fault_matrix",
     "benchmarks.hostile_input",
+    "benchmarks.exactly_once",
+    "benchmarks.evidence",
+    "benchmarks.secrets_campaign",
 )
 
 
