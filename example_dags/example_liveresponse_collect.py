@@ -44,6 +44,9 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2025, 1, 1),
     catchup=False,
+    # Retrying is safe: a retry reattaches to the action it already submitted (running or succeeded) and only
+    # runs the commands again when that action failed. It also rides out scheduler hiccups (apache/airflow#67287).
+    default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=30)},
     tags=["mde", "live-response", "forensics"],
     params={
         "host": Param("ws-0001.contoso.local", type="string", description="The device's full DNS name"),

@@ -85,7 +85,7 @@ def device(machine_id: str) -> None:
     collect >> store
 
 
-@task(trigger_rule="all_done")
+@task(trigger_rule="all_done", retries=0)
 def summary(devices: list[dict[str, str]] | None, params: dict[str, Any], ti: Any = None) -> dict[str, Any]:
     """One line per device: what was collected, what failed. Fails the run if any device failed."""
     devices = devices or []
@@ -123,6 +123,9 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2025, 1, 1),
     catchup=False,
+    # Retrying is safe: a retry reattaches to the action it already submitted (running or succeeded) and only
+    # runs the commands again when that action failed. It also rides out scheduler hiccups (apache/airflow#67287).
+    default_args={"retries": 1, "retry_delay": dt.timedelta(seconds=30)},
     tags=["mde", "live-response", "forensics"],
     params={
         "hosts": Param(

@@ -81,6 +81,8 @@ class LiveResponseAsyncHook(BaseHook):
             settings = await asyncio.to_thread(ConnectionSettings.from_connection, conn)
             mask(settings.client_secret)
             mask(settings.certificate_pem)
+            # Loading a CA bundle takes a while: off the triggerer's event loop too.
+            self._ssl = await asyncio.to_thread(ssl.create_default_context, cafile=settings.ca_bundle)
             self._settings = settings
         return self._settings
 
