@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +17,7 @@ from airflow_provider_liveresponse.exceptions import (
 from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook, marker_tag
 from airflow_provider_liveresponse.models import ActionStatus, GetFile, RunScript
 from airflow_provider_liveresponse.simulator.fleet import device_id
+from tests.certificates import self_signed_certificate
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -96,33 +96,8 @@ def test_every_request_names_the_provider_in_its_user_agent(simulator: Simulator
     assert sum(agents.values()) == calls(simulator)
 
 
-def _certificate(tmp_path: Path) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "airflow-mde")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
 def test_certificate_auth(simulator: Simulator, make_connection: Any, tmp_path: Path) -> None:
-    key_pem, cert_pem = _certificate(tmp_path)
+    key_pem, cert_pem = self_signed_certificate()
     simulator.register_certificate(cert_pem)
     pem_file = tmp_path / "app.pem"
     pem_file.write_text(key_pem + cert_pem)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -10,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from tests.certificates import self_signed_certificate
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -135,3 +138,48 @@ def test_every_troubleshooting_row_is_a_message_the_package_really_gives(
 
 def _raise(exc: Exception) -> None:
     raise exc
+
+
+def test_the_connection_examples_are_valid_connections(tmp_path: Path) -> None:
+    from airflow.models.connection import Connection
+
+    from airflow_provider_liveresponse.connection import ConnectionSettings
+
+    text = README.read_text()
+    section = text[text.index("\n## Connection setup\n") :]
+    section = section[: section.index("\n## ", 5)]
+    examples = re.findall(r"export AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT='(.*?)'", section, flags=re.DOTALL)
+    assert len(examples) == 2
+    clouds = []
+    for example in examples:
+        filled = example.replace("<tenant id>", "00000000-0000-0000-0000-000000000001")
+        filled = filled.replace("<application id>", "00000000-0000-0000-0000-000000000002")
+        filled = filled.replace("<client secret>", "s3cr3t")
+        if "certificate_path" in filled:  # the example's PEM, made here: a key and its certificate
+            key_pem, cert_pem = self_signed_certificate()
+            (tmp_path / "mde-app.pem").write_text(key_pem + cert_pem)
+            filled = filled.replace("/opt/airflow/secrets/mde-app.pem", str(tmp_path / "mde-app.pem"))
+        settings = ConnectionSettings.from_connection(Connection.from_json(filled, conn_id="mde_live_response_default"))
+        clouds.append(settings.cloud)
+    assert clouds == ["commercial", "gcc_high"]
+
+
+def test_the_hook_example_runs_against_the_simulator(
+    simulator: Any, airflow_db: Path, monkeypatch: Any, tmp_path: Path, capsys: Any
+) -> None:
+    import time
+
+    from airflow_provider_liveresponse.auth import reset_token_providers
+
+    monkeypatch.setenv("AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT", simulator.connection_json())
+    reset_token_providers()
+    # The example waits 30 s between reads: on the simulator's clock, not the test's.
+    monkeypatch.setattr(time, "sleep", lambda seconds: simulator.clock.advance(seconds))
+    monkeypatch.chdir(tmp_path)
+    (source,) = _blocks("python", "LiveResponseHook")
+    exec(compile(source, "README.md", "exec"), {"__name__": "readme_example"})
+    status, exit_code, size, sha256 = capsys.readouterr().out.split()[-4:]
+    assert (status, exit_code) == ("Succeeded", "0")
+    blob = tmp_path / "OfficeClickToRun.dmp.zip.gz"
+    assert blob.stat().st_size == int(size) > 0
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == sha256
