@@ -1,0 +1,329 @@
+"""Benchmarks 3 (fleet throughput) and 4 (worker economy) on a real Airflow: API server, scheduler, triggerer and
+DAG processor as separate processes (SQLite, LocalExecutor), started by the system test's harness
+(``tests/system/airflow_system.py``), DAGs triggered through the REST API, against the MDE simulator.
+
+``fleet``: the fleet example DAG over N seeded devices, the simulator at MDE's real limits (10 submissions a
+minute, 25 concurrent sessions), with the pool ``mde_live_response`` of 25 slots counting deferred tasks. The
+figure is the simulated time from the trigger to the run's end, as a ratio of the limits' lower bound: N
+submissions at 10 a minute (N/10 minutes) plus one session's duration. The simulator runs at 2x: Airflow on
+this two-core machine starts a task process in a few real seconds, so at high speeds its own overhead, not
+MDE's limits, would set the pace (each real second of overhead costs ``speed`` simulated seconds).
+
+``workers``: one 10-minute action (``sleep.ps1`` with ``Args=590``, plus pickup) waited for by a deferrable
+task and, at the same time on another device, by a poke-mode task; the simulator runs at 60x (the action takes
+about 10 real seconds). The metadata database is sampled every 0.1 s and each task instance's time in
+``running`` (the state that holds a worker slot) is summed: worker-slot seconds per action, in real seconds.
+
+Both feed campaign 5 (secrets) with their logs, XComs, rendered fields, trigger rows and metadata database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmarks.core import Result, benchmark
+from benchmarks.secrets_audit import add_place, add_simulator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from airflow_provider_liveresponse.simulator.server import Simulator
+
+ROOT = Path(__file__).resolve().parents[1]
+POOL = "mde_live_response"
+FLEET_SPEED = 2.0
+WORKERS_SPEED = 60.0
+FLEET_TARGET = 1.15
+#: Simulated seconds of one triage session: pickup, triage.ps1, and the GetFile of its 1.5 MiB zip.
+SESSION_SECONDS = 5 + 20 + 3 + 1.5 / 20
+
+
+def _harness() -> Any:
+    folder = str(ROOT / "tests" / "system")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import airflow_system  # type: ignore[import-not-found]
+
+    return airflow_system
+
+
+@contextlib.contextmanager
+def _deployment(base: Path, sim: Simulator, poll_interval: float, dags: dict[str, str]) -> Iterator[Any]:
+    system = _harness()
+    server = system.AirflowServer(
+        base / "airflow-home",
+        env={"AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT": sim.connection_json(), "MDE_POLL_INTERVAL": str(poll_interval)},
+        parallelism=8,
+    )
+    try:
+        server.dags_folder.mkdir(parents=True, exist_ok=True)
+        for name, source in dags.items():
+            (server.dags_folder / name).write_text(source)
+        server.prepare()
+        server.cli("pools", "set", POOL, "25", "MDE live response (benchmark)", "--include-deferred")
+        server.start()
+        server.wait_healthy(240)
+        yield server
+    finally:
+        server.stop()
+        _collect(server, sim)
+
+
+def _collect(server: Any, sim: Simulator) -> None:
+    """Logs, XComs, rendered fields, triggers and the database of a deployment, for campaign 5."""
+    for path in server.logs_folder.rglob("*"):
+        if path.is_file():
+            add_place("Airflow log", str(path.relative_to(server.home)), path.read_bytes())
+    if server.db_file.is_file():
+        for table in ("xcom", "rendered_task_instance_fields", "trigger"):
+            with contextlib.suppress(Exception):
+                add_place(table, "real Airflow", repr(server.query(f'SELECT * FROM "{table}"')))
+        with contextlib.suppress(Exception):
+            for row in server.query('SELECT kwargs FROM "trigger"'):
+                add_place("trigger (decrypted)", "real Airflow", server.decrypt(row["kwargs"]))
+        add_place("metadata database", "real Airflow", server.db_file.read_bytes())
+
+
+def _wait_parsed(server: Any, dag_id: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = {dag["dag_id"] for dag in server.api("GET", "/dags", params={"limit": 100})["dags"]}
+        if dag_id in found:
+            return
+        time.sleep(1)
+    raise RuntimeError(f"the DAG processor did not parse {dag_id} in {timeout:.0f} s")
+
+
+def _trigger(server: Any, dag_id: str, conf: dict[str, Any]) -> str:
+    server.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+    created = server.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+    return str(created["dag_run_id"])
+
+
+def _wait_run(server: Any, dag_id: str, run_id: str, timeout: float) -> str:
+    from urllib.parse import quote
+
+    deadline = time.monotonic() + timeout
+    state = "queued"
+    while time.monotonic() < deadline:
+        state = server.api("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")["state"]
+        if state in ("success", "failed"):
+            return str(state)
+        time.sleep(0.5)
+    return str(state)
+
+
+def _task_instances(server: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    from urllib.parse import quote
+
+    path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+    found: list[dict[str, Any]] = []
+    while True:
+        page = server.api("GET", path, params={"limit": 100, "offset": len(found)})["task_instances"]
+        found.extend(page)
+        if len(page) < 100:
+            return found
+
+
+@benchmark(
+    "fleet",
+    "Fleet throughput (3): the fleet example DAG on a real Airflow at MDE's real limits",
+    sizes=(200,),
+    quick_sizes=(30,),
+    sizes_mean="devices",
+)
+def fleet(sizes: Sequence[int], quick: bool) -> Result:
+    from airflow_provider_liveresponse.simulator.server import Simulator
+
+    result = Result()
+    devices = sizes[0]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as scratch_text:
+        scratch = Path(scratch_text)
+        sim = Simulator(speed=FLEET_SPEED, state_dir=scratch / "simulator").start()
+        try:
+            source = (ROOT / "example_dags" / "example_liveresponse_fleet.py").read_text()
+            with _deployment(scratch, sim, 30 / FLEET_SPEED, {"example_liveresponse_fleet.py": source}) as server:
+                _wait_parsed(server, "example_liveresponse_fleet")
+                ready = time.monotonic() - started
+                hosts = [f"ws-{n:04d}.contoso.local" for n in range(1, devices + 1)]
+                conf = {"hosts": hosts, "case": "IR-BENCH", "destination": f"file://{scratch / 'evidence'}"}
+                sim_start = sim.clock.time()
+                run_id = _trigger(server, "example_liveresponse_fleet", conf)
+                budget = (devices / 10 * 60 + SESSION_SECONDS) / FLEET_SPEED * 3 + 300
+                state = _wait_run(server, "example_liveresponse_fleet", run_id, budget)
+                sim_elapsed = sim.clock.time() - sim_start
+                real_elapsed = time.monotonic() - started - ready
+                tis = _task_instances(server, "example_liveresponse_fleet", run_id)
+            counters = dict(sim.state.counters)
+            add_simulator(sim, "fleet")
+        finally:
+            sim.stop()
+    bound = devices / 10 * 60 + SESSION_SECONDS
+    ratio = sim_elapsed / bound
+    failed = [ti for ti in tis if ti["state"] != "success"]
+    retried = [ti for ti in tis if ti["try_number"] > 1]
+    throttled = {k: v for k, v in counters.items() if k.startswith("throttled:")}
+    table = result.table(
+        f"{devices} devices, simulator at {FLEET_SPEED:g}x with MDE's limits (10 runs/min, 25 sessions)",
+        [
+            "run",
+            "simulated time",
+            "lower bound",
+            "ratio",
+            "actions",
+            "peak sessions",
+            "429s (throttled)",
+            "failed tasks",
+            "retried",
+        ],
+    )
+    table.add(
+        state,
+        f"{sim_elapsed / 60:.1f} min",
+        f"{bound / 60:.1f} min",
+        f"{ratio:.2f}",
+        counters.get("actions_created", 0),
+        counters.get("max_concurrent_sessions", 0),
+        ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in throttled.items()) or "0",
+        len(failed),
+        len(retried),
+    )
+    result.check(
+        f"fleet of {devices}: simulated time / (N/10 min + one session)",
+        f"{ratio:.2f}",
+        f"<= {FLEET_TARGET}",
+        ratio <= FLEET_TARGET and state == "success",
+    )
+    result.check(
+        "failed task instances (429s surfacing as failures); actions created per device",
+        f"{len(failed)}; {counters.get('actions_created', 0)} for {devices}",
+        f"0; {devices}",
+        not failed and counters.get("actions_created", 0) == devices,
+    )
+    result.notes.append(
+        f"real time: Airflow ready in {ready:.0f} s, the run {real_elapsed:.0f} s; 429s are MDE's answers the "
+        "operator deferred on (counted by the simulator), failures are task instances not successful"
+    )
+    return result
+
+
+WORKERS_DAG = """
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG
+
+from airflow_provider_liveresponse.models import RunScript
+from airflow_provider_liveresponse.operators.live_response import LiveResponseOperator
+
+with DAG("bench_worker_economy", schedule=None, start_date=dt.datetime(2024, 1, 1), catchup=False) as dag:
+    for task_id, host, deferrable in (("deferrable", "ws-0201", True), ("poke", "ws-0202", False)):
+        LiveResponseOperator(
+            task_id=task_id,
+            computer_dns_name=f"{host}.contoso.local",
+            commands=[RunScript("sleep.ps1", args="590")],
+            poll_interval=POLL,
+            deferrable=deferrable,
+            retries=0,
+        )
+"""
+
+
+class _RunningTime:
+    """Sums the real seconds each task instance of a DAG run spends in ``running``, sampled from the database."""
+
+    def __init__(self, server: Any, dag_id: str, interval: float = 0.1) -> None:
+        self.server = server
+        self.dag_id = dag_id
+        self.interval = interval
+        self.seconds: dict[str, float] = {}
+        self.deferred: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> _RunningTime:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.wait(self.interval):
+            now = time.monotonic()
+            step, last = now - last, now
+            try:
+                rows = self.server.query("SELECT task_id, state FROM task_instance WHERE dag_id = ?", self.dag_id)
+            except Exception:
+                continue
+            for row in rows:
+                if row["state"] == "running":
+                    self.seconds[row["task_id"]] = self.seconds.get(row["task_id"], 0.0) + step
+                elif row["state"] == "deferred":
+                    self.deferred[row["task_id"]] = self.deferred.get(row["task_id"], 0.0) + step
+
+
+@benchmark(
+    "workers",
+    "Worker economy (4): worker-slot seconds per 10-minute action, deferrable vs poke mode",
+    sizes=(590,),
+    sizes_mean="seconds the script sleeps (simulated)",
+)
+def workers(sizes: Sequence[int], quick: bool) -> Result:
+    from airflow_provider_liveresponse.simulator.server import Simulator
+
+    result = Result()
+    seconds = sizes[0]
+    poll = 1.0
+    source = WORKERS_DAG.replace("POLL", repr(poll)).replace('args="590"', f'args="{seconds}"')
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as scratch_text:
+        scratch = Path(scratch_text)
+        sim = Simulator(speed=WORKERS_SPEED, state_dir=scratch / "simulator").start()
+        try:
+            with _deployment(scratch, sim, poll, {"bench_worker_economy.py": source}) as server:
+                _wait_parsed(server, "bench_worker_economy")
+                with _RunningTime(server, "bench_worker_economy") as sampled:
+                    sim_start = sim.clock.time()
+                    run_id = _trigger(server, "bench_worker_economy", {})
+                    state = _wait_run(server, "bench_worker_economy", run_id, seconds / WORKERS_SPEED * 5 + 300)
+                    action_real = (sim.clock.time() - sim_start) / WORKERS_SPEED
+                tis = {ti["task_id"]: ti for ti in _task_instances(server, "bench_worker_economy", run_id)}
+            add_simulator(sim, "workers")
+        finally:
+            sim.stop()
+    table = result.table(
+        f"One {seconds + 5:g} s action (simulated; {(seconds + 5) / WORKERS_SPEED:.0f} real s at {WORKERS_SPEED:g}x), "
+        f"poll every {poll:g} real s",
+        ["mode", "state", "running (worker slot)", "deferred (triggerer)", "real seconds of the run"],
+    )
+    for mode in ("deferrable", "poke"):
+        table.add(
+            mode,
+            tis[mode]["state"],
+            f"{sampled.seconds.get(mode, 0.0):.1f} s",
+            f"{sampled.deferred.get(mode, 0.0):.1f} s",
+            f"{action_real:.0f}",
+        )
+    deferrable, poke = sampled.seconds.get("deferrable", 0.0), sampled.seconds.get("poke", 0.0)
+    ratio = deferrable / poke if poke else float("nan")
+    result.check(
+        "worker-slot seconds, deferrable / poke",
+        f"{deferrable:.1f} s / {poke:.1f} s = {ratio:.2f}",
+        "deferrable well below poke (< 0.5)",
+        state == "success" and ratio < 0.5,
+    )
+    result.notes.append(
+        "real seconds: at 1x a deferrable task holds a worker for the same few seconds (submit, then resume), "
+        "a poke task for the whole action (about 600 s); sampled every 0.1 s"
+    )
+    return result
