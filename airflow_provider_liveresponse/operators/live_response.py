@@ -9,6 +9,7 @@ carries a marker unique to the DAG run, task and map index in its comment, looke
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -36,9 +37,15 @@ STATE_STORE_KEY = "mde_action_id"
 
 
 def _seconds(value: float | timedelta, field: str) -> float:
-    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
-    if seconds <= 0:
-        raise ValueError(f"{field} must be positive, got {value!r}")
+    """A positive, finite number of seconds, or an error naming ``field``."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise TypeError(f"{field} must be a number of seconds or a timedelta, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{field} must be a positive, finite number of seconds, got {value!r}")
     return seconds
 
 
@@ -144,6 +151,10 @@ class LiveResponseOperator(BaseOperator):
             from airflow_provider_liveresponse.hooks.live_response import validate_machine_id
 
             validate_machine_id(self.machine_id)
+        if self.comment is not None and not isinstance(self.comment, str):
+            raise LiveResponseConfigError(
+                f"Task {self.task_id}: comment must be text (the audit comment MDE keeps), got {self.comment!r}"
+            )
         comment = (self.comment or "").strip()
         return parsed, comment
 
