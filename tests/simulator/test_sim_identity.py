@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import TYPE_CHECKING, Any
 
 import msal
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes
 from sim_helpers import SCOPE, SimClient
 
 from airflow_provider_liveresponse.simulator import Simulator
+from tests.certificates import self_signed_certificate
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -43,24 +41,9 @@ def _app(sim: Simulator, credential: Any, tenant: str | None = None) -> msal.Con
 
 def _certificate() -> tuple[str, str, str]:
     """(private key PEM, certificate PEM, SHA-1 thumbprint hex) of a fresh self-signed certificate."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "airflow-mde-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    cert_pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
-    return key_pem, cert_pem, certificate.fingerprint(hashes.SHA1()).hex()
+    key_pem, cert_pem = self_signed_certificate()
+    thumbprint = x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA1()).hex()
+    return key_pem, cert_pem, thumbprint
 
 
 def test_msal_gets_a_token_with_the_client_secret(simulator: Simulator) -> None:
