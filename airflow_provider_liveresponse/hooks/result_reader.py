@@ -9,7 +9,6 @@ sends the MDE token to the blob host.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import logging
 import re
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
+from airflow_provider_liveresponse.digests import StreamDigest
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError, ResultIntegrityError
 from airflow_provider_liveresponse.secrets import redact_url
 
@@ -61,8 +61,8 @@ class ResultReader(io.RawIOBase):
         self.index = index
         self._link: str | None = None
         self._response: requests.Response | None = None
-        self._md5 = hashlib.md5()  # noqa: S324 - Content-MD5 is MD5 by definition
-        self._sha256 = hashlib.sha256()
+        # Content-MD5 is MD5 by definition; SHA-256 is what the manifest records. Hashed beside the read.
+        self._digest = StreamDigest()
         self.bytes_read = 0
         self.size: int | None = None
         self.content_md5: str | None = None
@@ -92,8 +92,7 @@ class ResultReader(io.RawIOBase):
                 continue
             if chunk:
                 view[: len(chunk)] = chunk
-                self._md5.update(chunk)
-                self._sha256.update(chunk)
+                self._digest.update(chunk)
                 self.bytes_read += len(chunk)
                 return len(chunk)
             if self.size is not None and self.bytes_read < self.size:
@@ -104,6 +103,7 @@ class ResultReader(io.RawIOBase):
             return 0
 
     def close(self) -> None:
+        self._digest.close()
         if self._response is not None:
             self._response.close()
             self._response = None
@@ -121,12 +121,12 @@ class ResultReader(io.RawIOBase):
     @property
     def sha256(self) -> str:
         """Hex SHA-256 of the bytes read so far (of the whole blob once read to the end)."""
-        return self._sha256.hexdigest()
+        return self._digest.sha256
 
     @property
     def md5(self) -> str:
         """Hex MD5 of the bytes read so far."""
-        return self._md5.hexdigest()
+        return self._digest.md5
 
     # -- internals ---------------------------------------------------------------------------------------
 

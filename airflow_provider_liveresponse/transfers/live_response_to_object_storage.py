@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from airflow.sdk import BaseOperator
 
 from airflow_provider_liveresponse.constants import DEFAULT_CONN_ID
+from airflow_provider_liveresponse.digests import Digests, StreamDigest
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -74,7 +75,12 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         object with the same SHA-256 is kept (an idempotent rerun) and one with a different SHA-256 fails the
         task, changing nothing. ``manifest.json`` is rewritten by every successful run.
     :param keep_compressed: store GetFile results as served (``.gz``) instead of decompressed; the manifest
-        records the digests of both forms either way.
+        records the digests of both forms either way (but see ``content_digests``).
+    :param content_digests: with ``keep_compressed=True``, also decompress each blob as it streams, to check its
+        gzip CRC and length and record the collected file's size, SHA-256 and MD5 (the manifest's ``content``).
+        ``False`` stores the blob at the speed of a plain copy (its length and Content-MD5 still checked, its
+        digests recorded) and leaves ``content`` null. The collected file, when it is what is stored, is always
+        hashed.
     :param mde_conn_id: the ``mde_live_response`` connection.
     :param chunk_size: bytes read from the blob host per step (memory use is a few times this).
     :param max_resumes: resumes after broken connections allowed per result before failing.
@@ -96,6 +102,7 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         command_indexes: Sequence[int] | None = None,
         overwrite: bool = False,
         keep_compressed: bool = False,
+        content_digests: bool = True,
         mde_conn_id: str = DEFAULT_CONN_ID,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         max_resumes: int = 8,
@@ -111,6 +118,7 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         self.command_indexes = command_indexes
         self.overwrite = overwrite
         self.keep_compressed = keep_compressed
+        self.content_digests = content_digests
         self.mde_conn_id = mde_conn_id
         self.chunk_size = chunk_size
         self.max_resumes = max_resumes
@@ -162,6 +170,14 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         return sorted(indexes)
 
     def _validated_settings(self) -> None:
+        for name in ("keep_compressed", "content_digests", "overwrite"):
+            if not isinstance(getattr(self, name), bool):
+                raise self._config_error(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if not self.content_digests and not self.keep_compressed:
+            raise self._config_error(
+                "content_digests=False applies only with keep_compressed=True: the collected file is what is "
+                "stored here, and it is always hashed. Remove content_digests=False, or set keep_compressed=True"
+            )
         if not isinstance(self.chunk_size, int) or not _MIN_CHUNK_SIZE <= self.chunk_size <= _MAX_CHUNK_SIZE:
             raise self._config_error(
                 f"chunk_size {self.chunk_size!r} must be an integer from {_MIN_CHUNK_SIZE} to {_MAX_CHUNK_SIZE} bytes"
@@ -432,7 +448,11 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
                 "sha256": result.blob.sha256,
                 "md5": result.blob.md5,
             },
-            "content": {"size": result.content.size, "sha256": result.content.sha256, "md5": result.content.md5},
+            "content": (
+                {"size": result.content.size, "sha256": result.content.sha256, "md5": result.content.md5}
+                if result.content is not None
+                else None
+            ),
             "transfer": {"links_requested": reader.links_requested, "resumes": reader.resumes},
         }
         transcript = None
@@ -443,11 +463,13 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
 
     def _stream(self, reader: ResultReader, temp: _Target, described: str, *, keep_transcript: bool) -> _Streamed:
         """Read the blob to its end, writing the stored form to ``temp``; the reader hashes the blob as served,
-        this loop the decompressed content."""
+        this loop the decompressed content (each beside the copy, in a worker thread once it is large)."""
         from airflow_provider_liveresponse.exceptions import ResultIntegrityError
 
         store_blob = self.keep_compressed and not keep_transcript
-        content = _Digest()
+        if store_blob and not self.content_digests:
+            return self._copy_as_served(reader, temp, described)
+        content = StreamDigest()
         transcript = bytearray() if keep_transcript else None
         decoder = _Decoder()
         progress = _Progress(self.log, described, reader.size, self.progress_interval)
@@ -455,7 +477,7 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         view = memoryview(buffer)
         written = 0
         try:
-            with temp.open_write() as sink:
+            with content, temp.open_write() as sink:
                 while count := reader.readinto(buffer):
                     chunk = view[:count]
                     if store_blob:
@@ -476,6 +498,7 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
                         written += len(piece)
                     if transcript is not None and len(transcript) <= _MAX_TRANSCRIPT_BYTES:
                         transcript.extend(piece)
+                result = content.digests()
         except zlib.error as exc:
             raise ResultIntegrityError(
                 f"{described}: the blob is not a complete gzip stream ({exc}) although its length and MD5 matched; "
@@ -483,8 +506,7 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
                 "with a new live-response action"
             ) from None
         progress.done(reader.bytes_read)
-        blob = _DigestResult(reader.bytes_read, reader.sha256, reader.md5)
-        result = content.result()
+        blob = Digests(reader.bytes_read, reader.sha256, reader.md5)
         return _Streamed(
             gzip=bool(decoder.gzip),
             blob=blob,
@@ -493,6 +515,24 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
             written=written,
             transcript=bytes(transcript) if transcript is not None else None,
         )
+
+    def _copy_as_served(self, reader: ResultReader, temp: _Target, described: str) -> _Streamed:
+        """Store the blob as served, not decompressed (``keep_compressed=True, content_digests=False``)."""
+        progress = _Progress(self.log, described, reader.size, self.progress_interval)
+        buffer = bytearray(self.chunk_size)
+        view = memoryview(buffer)
+        head = b""
+        written = 0
+        with temp.open_write() as sink:
+            while count := reader.readinto(buffer):
+                if len(head) < len(_GZIP_MAGIC):
+                    head += bytes(view[: min(count, len(_GZIP_MAGIC) - len(head))])
+                sink.write(view[:count])
+                written += count
+                progress.update(reader.bytes_read)
+        progress.done(reader.bytes_read)
+        blob = Digests(reader.bytes_read, reader.sha256, reader.md5)
+        return _Streamed(gzip=head == _GZIP_MAGIC, blob=blob, content=None, stored=blob, written=written)
 
     def _publish(self, temp: _Target, final: _Target, sha256: str, described: str) -> str:
         """Move ``temp`` to ``final``; returns ``stored`` or ``already_present`` (identical, kept)."""
@@ -552,39 +592,11 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
 
 
 @dataclass(frozen=True)
-class _DigestResult:
-    size: int
-    sha256: str
-    md5: str
-
-
-class _Digest:
-    """Size, SHA-256 and MD5 of bytes seen so far."""
-
-    def __init__(self) -> None:
-        self._sha256 = hashlib.sha256()
-        self._md5 = hashlib.md5(usedforsecurity=False)
-        self.size = 0
-
-    def update(self, data: bytes | memoryview) -> None:
-        self._sha256.update(data)
-        self._md5.update(data)
-        self.size += len(data)
-
-    @property
-    def sha256(self) -> str:
-        return self._sha256.hexdigest()
-
-    def result(self) -> _DigestResult:
-        return _DigestResult(self.size, self._sha256.hexdigest(), self._md5.hexdigest())
-
-
-@dataclass(frozen=True)
 class _Streamed:
     gzip: bool
-    blob: _DigestResult
-    content: _DigestResult
-    stored: _DigestResult
+    blob: Digests
+    content: Digests | None
+    stored: Digests
     written: int
     transcript: bytes | None = None
 

@@ -48,7 +48,7 @@ def partials(folder: Path) -> list[str]:
 # -- bytes ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", [0, 1, MIB])
+@pytest.mark.parametrize("size", [0, 1, MIB, 30 * MIB])
 def test_the_stored_file_is_the_collected_file(
     simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path, size: int
 ) -> None:
@@ -91,6 +91,37 @@ def test_keep_compressed_stores_the_blob_as_served_and_records_both_forms(
     assert entry["content"]["sha256"] == expected["raw"]["sha256"]
     assert entry["content"]["size"] == MIB
     assert manifest["keep_compressed"] is True
+
+
+def test_keep_compressed_without_content_digests_stores_the_blob_verified_and_records_its_digests(
+    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path
+) -> None:
+    action_id = actions.finish([RunScript("triage.ps1"), sized(3 * MIB + 5)])
+    expected = simulator.state.result_digest(action_id, 1)
+    manifest = transfer.run(
+        action_id=action_id,
+        destination=tmp_path.as_uri(),
+        keep_compressed=True,
+        content_digests=False,
+        chunk_size=65536,
+    )
+
+    stored = folder_of(tmp_path, action_id) / f"1_sim-size-{3 * MIB + 5}.bin.gz"
+    assert sha256_of(stored) == expected["compressed"]["sha256"]
+    assert md5_of(stored) == expected["compressed"]["md5"]
+    transcript, entry = manifest["files"]
+    assert entry["stored_form"] == "compressed"
+    assert entry["blob"]["compression"] == "gzip"
+    assert (entry["size"], entry["sha256"], entry["md5"]) == (
+        expected["compressed"]["size"],
+        expected["compressed"]["sha256"],
+        expected["compressed"]["md5"],
+    )
+    assert entry["content"] is None
+    # A transcript is still read (its exit code is the point of it), whatever content_digests says.
+    assert transcript["stored_form"] == "transcript"
+    assert transcript["content"]["sha256"] == transcript["sha256"]
+    assert transfer.ti.xcom["transcripts"][0]["exit_code"] == 0
 
 
 def test_the_manifest_digests_match_the_stored_bytes(actions: Actions, transfer: Transfer, tmp_path: Path) -> None:
@@ -382,6 +413,8 @@ def test_hostile_device_paths_are_stored_safely_inside_the_action_folder(
         ({"command_indexes": '[1, "a"]'}, "integer from 0"),
         ({"chunk_size": 10}, "chunk_size"),
         ({"max_resumes": -1}, "max_resumes"),
+        ({"content_digests": False}, "content_digests=False applies only with keep_compressed=True"),
+        ({"keep_compressed": "yes"}, "keep_compressed must be True or False"),
     ],
 )
 def test_bad_input_is_named_before_any_api_call(
