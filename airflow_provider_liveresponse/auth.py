@@ -120,7 +120,15 @@ class TokenProvider:
         if not token:
             error = result.get("error", "unknown_error") if isinstance(result, dict) else "unknown_error"
             description = (result.get("error_description") or "") if isinstance(result, dict) else ""
-            first_line = description.splitlines()[0] if description else ""
+            first_line = str(description).splitlines()[0] if description else ""
+            if error in _TRANSIENT_ERRORS or not isinstance(error, str):
+                raise LiveResponseAuthError(
+                    f"Microsoft Entra ID did not issue a token for connection {self._settings.conn_id!r} "
+                    f"(client {self._settings.client_id}, tenant {self._settings.tenant_id}) because it is busy or "
+                    f"throttling this tenant: {_short(error)}: {first_line}. The credentials were not rejected. What "
+                    "to do: rerun the task in a few minutes; this provider asks for one token per worker process "
+                    "and hour, so if it recurs look for other tools requesting tokens with the same app registration."
+                )
             raise LiveResponseAuthError(
                 f"Microsoft Entra ID refused a token for connection {self._settings.conn_id!r} "
                 f"(client {self._settings.client_id}, tenant {self._settings.tenant_id}): {error}: {first_line}. "
@@ -132,6 +140,15 @@ class TokenProvider:
         self._token = token
         self._renew_at = now + max(lifetime - min(_RENEW_MARGIN_SECONDS, lifetime * 0.1), 0.0)
         return token
+
+
+#: OAuth errors that say Entra is busy or throttling, not that the request or the credentials are wrong.
+_TRANSIENT_ERRORS = frozenset({"temporarily_unavailable", "server_error"})
+
+
+def _short(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 _PROVIDERS: dict[tuple[str, ...], TokenProvider] = {}

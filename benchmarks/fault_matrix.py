@@ -258,6 +258,18 @@ def _token_endpoint_error(bench: Bench) -> str:
     return expect_clear_error(caught[0], bench.conn_id)
 
 
+def _token_endpoint_throttled(bench: Bench) -> str:
+    from airflow_provider_liveresponse.auth import reset_token_providers
+
+    reset_token_providers()
+    bench.sim.state.faults.set("token", throttle_next=1)
+    with raises() as caught:
+        bench.hook().list_machine_actions(page_size=1, limit=1)
+    text = str(caught[0]) if caught else ""
+    expect("busy or throttling" in text and "check tenant_id" not in text, f"not told it is a throttle: {text}")
+    return expect_clear_error(caught[0], bench.conn_id)
+
+
 def _token_endpoint_reset(bench: Bench) -> str:
     from airflow_provider_liveresponse.auth import reset_token_providers
 
@@ -370,6 +382,7 @@ CASES: tuple[Case, ...] = (
     Case("401 after token expiry", "get_machine_action", "new token, success", _token_expired),
     Case("401 twice", "get_machine_action", "clear LiveResponseApiError", _token_refused_twice),
     Case("token endpoint 503", "list_machine_actions", "clear LiveResponseAuthError", _token_endpoint_error),
+    Case("token endpoint 429", "list_machine_actions", "clear LiveResponseAuthError", _token_endpoint_throttled),
     Case("token endpoint reset", "list_machine_actions", "clear LiveResponseAuthError", _token_endpoint_reset),
     Case("403 on an expired link", "ResultReader", "new link, resume, SHA-256", _expired_link_during_download),
     Case("429 on the link", "get_result_download_link", "success, waits as told", _link_throttled),

@@ -84,6 +84,8 @@ class Api:
                 return Response(status_code=500)
             if decision.kind == "unauthorized":
                 return error_response(401, "Unauthorized", "Access token has expired (simulated fault)")
+            if decision.kind == "throttle" and group == "token":
+                return self._token_throttled(decision.retry_after)
             if decision.kind == "throttle":
                 return self._error(
                     group,
@@ -126,6 +128,20 @@ class Api:
             if announce:
                 headers["Retry-After"] = retry_after_header(error.retry_after or 1.0, self.state.clock.speed)
         return error_response(error.status, error.code, error.message, headers)
+
+    def _token_throttled(self, retry_after: float | None) -> Response:
+        """Entra's answer to too many token requests: 429 with an OAuth error body (not MDE's error shape)."""
+        with self.state.lock:
+            self.state.counters["throttled:token"] += 1
+        response = self.identity.error(
+            429,
+            "temporarily_unavailable",
+            90055,
+            "TenantThrottlingError - There are too many incoming requests. Please try again later.",
+        )
+        if retry_after is not None:
+            response.headers["Retry-After"] = retry_after_header(retry_after, self.state.clock.speed)
+        return response
 
     def routes(self) -> list[Route]:
         """The API routes."""

@@ -171,6 +171,23 @@ def test_wrong_secret_fails_with_entras_reason(simulator: Simulator, make_connec
     assert "AADSTS7000215" in message
 
 
+def test_a_throttled_token_request_says_entra_is_busy_not_that_the_credentials_are_wrong(
+    simulator: Simulator, make_connection: Any
+) -> None:
+    make_connection("mde_throttled")
+    simulator.state.faults.set("token", throttle_next=1)
+    with pytest.raises(LiveResponseAuthError) as info:
+        LiveResponseHook("mde_throttled").get_machine(WS1)
+    message = str(info.value)
+    assert "'mde_throttled'" in message
+    assert "busy or throttling" in message
+    assert "AADSTS90055" in message
+    assert "credentials were not rejected" in message
+    assert "check tenant_id" not in message
+    assert simulator.state.counters["throttled:token"] == 1
+    assert simulator.state.counters["calls:machines"] == 0
+
+
 def test_connection_button(hook: LiveResponseHook) -> None:
     ok, message = hook.test_connection()
     assert ok, message

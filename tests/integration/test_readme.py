@@ -97,6 +97,14 @@ def test_every_troubleshooting_row_is_a_message_the_package_really_gives(
         simulator.state.faults.set("machines", unauthorized_next=2)
         hook.get_machine(ws1)
 
+    def token_throttled() -> None:
+        reset_token_providers()
+        simulator.state.faults.set("token", throttle_next=1)
+        try:
+            LiveResponseHook().get_machine(ws1)
+        finally:
+            reset_token_providers()  # msal replays a throttled answer to the same app for a while
+
     def unknown_host() -> None:
         LiveResponseOperator(
             task_id="t", computer_dns_name="ws-0001", commands=[RunScript("triage.ps1")]
@@ -108,6 +116,7 @@ def test_every_troubleshooting_row_is_a_message_the_package_really_gives(
 
     produced = {
         "the app registration lacks a permission": lambda: _raise(LiveResponseApiError("Reading", status=403)),
+        "busy or throttling this tenant": token_throttled,
         "the token was refused twice": unauthorized,
         "matched 0 devices": unknown_host,
         "the device's group has no automation level": lambda: hook.run_live_response(
