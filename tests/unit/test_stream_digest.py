@@ -24,8 +24,8 @@ def _expected(data: bytes) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("chunk", [1, 3 * KIB, 64 * KIB + 7, 1024 * KIB])
 def test_large_stream_matches_hashlib_and_uses_a_thread_that_close_stops(chunk: int) -> None:
-    data = os.urandom(3 * 1024 * KIB + 123)
-    digest = StreamDigest(inline_bytes=256 * KIB, max_pending_bytes=512 * KIB)
+    data = os.urandom(min(3 * 1024 * KIB + 123, 4000 * chunk + 123))
+    digest = StreamDigest(inline_bytes=len(data) // 5, max_pending_bytes=max(len(data) // 8, chunk))
     before = len(_digest_threads())
     for start in range(0, len(data), chunk):
         digest.update(data[start : start + chunk])
