@@ -31,6 +31,7 @@ def _storm(simulator: Simulator) -> None:
     simulator.state.faults.set("runliveresponse", throttle_next=6, throttle_retry_after=30)
 
 
+@pytest.mark.scale
 @pytest.mark.parametrize("deferrable", [True, False])
 def test_a_429_storm_ends_with_every_device_collected_once(
     simulator: Simulator,

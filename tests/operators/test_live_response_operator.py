@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from airflow_provider_liveresponse.simulator.fleet import device_id
 
 if TYPE_CHECKING:
-    import pytest
-
     from airflow_provider_liveresponse.simulator import Simulator
 
 WS1 = device_id("ws-0001.contoso.local")
@@ -54,6 +54,7 @@ def test_deferrable_waits_in_the_trigger(simulator: Simulator, sim_conn: str, da
     assert dags.xcom(run, "collect")["status"] == "Succeeded"
 
 
+@pytest.mark.scale
 def test_mapped_over_30_devices(simulator: Simulator, sim_conn: str, dags: Any) -> None:
     hosts = [device_id(f"ws-{n:04d}.contoso.local") for n in range(100, 130)]
     simulator.state.set_limits(run_calls_per_minute=1000)
