@@ -68,6 +68,10 @@ class LiveResponseOperator(BaseOperator):
     :param busy_timeout: how long to wait for another live-response session on the device to end.
     :param cancel_stale_after: cancel another session that has been Pending longer than this (off by
         default: never cancel somebody else's session unless told to).
+    :param throttle_wait_in_worker: seconds of 429 waits (``Retry-After``) a deferrable task spends in its worker
+        before it defers; a deferral after that lasts at least as long. Short waits are cheaper in the worker than
+        a deferral (which ends in a new task start), and a deferral that ends within seconds meets an Airflow 3
+        scheduler race that fails the try (apache/airflow#67287). ``0`` defers at once.
     """
 
     template_fields: Sequence[str] = ("machine_id", "computer_dns_name", "commands", "comment")
@@ -91,6 +95,7 @@ class LiveResponseOperator(BaseOperator):
         max_retry_wait: float = 600.0,
         busy_timeout: float | timedelta = 3600.0,
         cancel_stale_after: float | timedelta | None = None,
+        throttle_wait_in_worker: float = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -112,6 +117,17 @@ class LiveResponseOperator(BaseOperator):
         self.cancel_stale_after = (
             None if cancel_stale_after is None else _seconds(cancel_stale_after, "cancel_stale_after")
         )
+        if (
+            not isinstance(throttle_wait_in_worker, (int, float))
+            or isinstance(throttle_wait_in_worker, bool)
+            or not math.isfinite(throttle_wait_in_worker)
+            or throttle_wait_in_worker < 0
+        ):
+            raise ValueError(
+                "throttle_wait_in_worker must be a finite number of seconds, 0 or more (0 defers at once), got "
+                f"{throttle_wait_in_worker!r}"
+            )
+        self.throttle_wait_in_worker = float(throttle_wait_in_worker)
         self.action_id: str | None = None
 
     # -- helpers ----------------------------------------------------------------------------------------
@@ -226,8 +242,8 @@ class LiveResponseOperator(BaseOperator):
     ) -> Any:
         from airflow_provider_liveresponse.exceptions import LiveResponseApiError
 
-        # A deferrable task gives a throttled call back to the triggerer instead of holding its worker slot.
-        hook = self._hook(max_throttle_wait=0.0 if self.deferrable else None)
+        # A deferrable task waits out short 429s in its worker and gives longer ones to the triggerer.
+        hook = self._hook(max_throttle_wait=self.throttle_wait_in_worker if self.deferrable else None)
         try:
             action = self._reattach_from_state_store(context, hook)
             if action is None:
@@ -316,7 +332,8 @@ class LiveResponseOperator(BaseOperator):
     def _defer_for_throttle(self, retry_after: float | None, deadline: float, busy_deadline: float | None) -> Any:
         from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 
-        delay = max(retry_after or 60.0, 1.0)
+        # At least as long as the worker already waited: a deferral ending within seconds meets Airflow's race.
+        delay = max(retry_after or 60.0, self.throttle_wait_in_worker, 1.0)
         if time.time() + delay >= deadline:
             raise TimeoutError(
                 f"Task {self.task_id}: MDE kept throttling (429) and the task's timeout ({self.timeout:.0f} s) "

@@ -294,6 +294,23 @@ def test_a_duration_that_is_not_a_number_fails_naming_its_field(field: str, valu
 @EDGE_CASES
 @given(
     st.one_of(
+        garbage_durations,
+        st.floats(max_value=-1e-9),
+        st.integers(max_value=-1),
+        st.just(math.inf),
+        st.booleans(),
+    )
+)
+def test_a_throttle_wait_that_is_not_zero_or_more_seconds_fails_naming_its_field(value: Any) -> None:
+    params = {"machine_id": MACHINE_ID, "commands": [RunScript("a.ps1")], "throttle_wait_in_worker": value}
+    error = _run_operator(params)
+    assert isinstance(error, (LiveResponseConfigError, ValueError, TypeError)), repr(error)
+    assert "throttle_wait_in_worker" in str(error)
+
+
+@EDGE_CASES
+@given(
+    st.one_of(
         st.integers().filter(bool), st.lists(st.text(), min_size=1), st.dictionaries(st.text(), st.text(), min_size=1)
     )
 )

@@ -32,7 +32,11 @@ def _storm(simulator: Simulator) -> None:
 
 
 @pytest.mark.scale
-@pytest.mark.parametrize("deferrable", [True, False])
+@pytest.mark.parametrize(
+    ("deferrable", "in_worker"),
+    [(True, 0.0), (True, 30.0), (False, 30.0)],
+    ids=["deferrable-defers-at-once", "deferrable-short-waits-in-worker", "not-deferrable"],
+)
 def test_a_429_storm_ends_with_every_device_collected_once(
     simulator: Simulator,
     sim_conn: str,
@@ -40,6 +44,7 @@ def test_a_429_storm_ends_with_every_device_collected_once(
     capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
     deferrable: bool,
+    in_worker: float,
 ) -> None:
     _storm(simulator)
     run = dags.run(
@@ -49,6 +54,7 @@ def test_a_429_storm_ends_with_every_device_collected_once(
             commands=[RunScript("sleep.ps1", args="20")],
             wait_for_completion=False,
             deferrable={deferrable},
+            throttle_wait_in_worker={in_worker},
         ).expand(machine_id={HOSTS!r})
         """
     )
@@ -56,11 +62,13 @@ def test_a_429_storm_ends_with_every_device_collected_once(
     assert simulator.state.counters["actions_created"] == len(HOSTS)
     assert simulator.state.counters["throttled:runliveresponse"] >= 6
     out = _output(capsys, caplog)
-    if deferrable:
+    if deferrable and not in_worker:
         assert "deferring" in out
         assert "MDE throttled the call (429" in out
     else:
+        # The simulator's Retry-After (30 simulated seconds) is well under a real second here: waited in the worker.
         assert "MDE throttled POST" in out
+        assert "MDE throttled the call (429" not in out
 
 
 @pytest.mark.parametrize("deferrable", [True, False])
