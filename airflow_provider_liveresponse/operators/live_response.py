@@ -49,6 +49,10 @@ def _seconds(value: float | timedelta, field: str) -> float:
     return seconds
 
 
+#: Seconds a deferral for a 429 lasts at least (see ``throttle_wait_in_worker``).
+MIN_THROTTLE_DEFERRAL = 15.0
+
+
 class LiveResponseOperator(BaseOperator):
     """Run live-response commands on one MDE device and (optionally) wait for them to end.
 
@@ -68,10 +72,10 @@ class LiveResponseOperator(BaseOperator):
     :param busy_timeout: how long to wait for another live-response session on the device to end.
     :param cancel_stale_after: cancel another session that has been Pending longer than this (off by
         default: never cancel somebody else's session unless told to).
-    :param throttle_wait_in_worker: seconds of 429 waits (``Retry-After``) a deferrable task spends in its worker
-        before it defers; a deferral after that lasts at least as long. Short waits are cheaper in the worker than
-        a deferral (which ends in a new task start), and a deferral that ends within seconds meets an Airflow 3
-        scheduler race that fails the try (apache/airflow#67287). ``0`` defers at once.
+    :param throttle_wait_in_worker: seconds of 429 waits (``Retry-After``) a deferrable task may spend in its
+        worker before it defers (default 0: it defers at once, holding no worker slot). A throttle deferral lasts
+        at least 15 s, and at least this long: one that ends within seconds meets an Airflow 3 scheduler race that
+        fails the try (apache/airflow#67287).
     """
 
     template_fields: Sequence[str] = ("machine_id", "computer_dns_name", "commands", "comment")
@@ -95,7 +99,7 @@ class LiveResponseOperator(BaseOperator):
         max_retry_wait: float = 600.0,
         busy_timeout: float | timedelta = 3600.0,
         cancel_stale_after: float | timedelta | None = None,
-        throttle_wait_in_worker: float = 30.0,
+        throttle_wait_in_worker: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -242,7 +246,7 @@ class LiveResponseOperator(BaseOperator):
     ) -> Any:
         from airflow_provider_liveresponse.exceptions import LiveResponseApiError
 
-        # A deferrable task waits out short 429s in its worker and gives longer ones to the triggerer.
+        # A deferrable task gives a throttled call to the triggerer (after throttle_wait_in_worker, if set).
         hook = self._hook(max_throttle_wait=self.throttle_wait_in_worker if self.deferrable else None)
         try:
             action = self._reattach_from_state_store(context, hook)
@@ -332,8 +336,9 @@ class LiveResponseOperator(BaseOperator):
     def _defer_for_throttle(self, retry_after: float | None, deadline: float, busy_deadline: float | None) -> Any:
         from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 
-        # At least as long as the worker already waited: a deferral ending within seconds meets Airflow's race.
-        delay = max(retry_after or 60.0, self.throttle_wait_in_worker, 1.0)
+        # A deferral that ends within seconds meets Airflow's defer race (apache/airflow#67287): the scheduler
+        # fails the try when the trigger fires before it has processed the deferring worker's exit.
+        delay = max(retry_after or 60.0, self.throttle_wait_in_worker, MIN_THROTTLE_DEFERRAL)
         if time.time() + delay >= deadline:
             raise TimeoutError(
                 f"Task {self.task_id}: MDE kept throttling (429) and the task's timeout ({self.timeout:.0f} s) "

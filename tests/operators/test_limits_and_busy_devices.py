@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,8 @@ import pytest
 
 from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
 from airflow_provider_liveresponse.models import RunScript
+from airflow_provider_liveresponse.operators import live_response as live_response_module
+from airflow_provider_liveresponse.operators.live_response import LiveResponseOperator
 from airflow_provider_liveresponse.simulator.fleet import device_id
 
 if TYPE_CHECKING:
@@ -34,8 +37,8 @@ def _storm(simulator: Simulator) -> None:
 @pytest.mark.scale
 @pytest.mark.parametrize(
     ("deferrable", "in_worker"),
-    [(True, 0.0), (True, 30.0), (False, 30.0)],
-    ids=["deferrable-defers-at-once", "deferrable-short-waits-in-worker", "not-deferrable"],
+    [(True, 0.0), (True, 30.0), (False, 0.0)],
+    ids=["deferrable-defers", "deferrable-short-waits-in-worker", "not-deferrable"],
 )
 def test_a_429_storm_ends_with_every_device_collected_once(
     simulator: Simulator,
@@ -45,7 +48,10 @@ def test_a_429_storm_ends_with_every_device_collected_once(
     caplog: pytest.LogCaptureFixture,
     deferrable: bool,
     in_worker: float,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # dag.test() runs the deferrals one after another; the 15 s floor (tested below) would make this minutes.
+    monkeypatch.setattr(live_response_module, "MIN_THROTTLE_DEFERRAL", 1.0)
     _storm(simulator)
     run = dags.run(
         f"""
@@ -69,6 +75,25 @@ def test_a_429_storm_ends_with_every_device_collected_once(
         # The simulator's Retry-After (30 simulated seconds) is well under a real second here: waited in the worker.
         assert "MDE throttled POST" in out
         assert "MDE throttled the call (429" not in out
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "in_worker", "expected"), [(2.0, 0.0, 15.0), (None, 0.0, 60.0), (3.0, 40.0, 40.0)]
+)
+def test_a_throttle_deferral_lasts_at_least_15_seconds(
+    retry_after: float | None, in_worker: float, expected: float
+) -> None:
+    from airflow.exceptions import TaskDeferred
+
+    operator = LiveResponseOperator(
+        task_id="collect", machine_id=WS1, commands=[RunScript("triage.ps1")], throttle_wait_in_worker=in_worker
+    )
+    before = dt.datetime.now(dt.UTC)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator._defer_for_throttle(retry_after, time.time() + 3600, None)
+    _, kwargs = deferred.value.trigger.serialize()
+    assert abs((kwargs["moment"] - before).total_seconds() - expected) < 2
+    assert deferred.value.method_name == "resume_submit"
 
 
 @pytest.mark.parametrize("deferrable", [True, False])
