@@ -29,3 +29,11 @@ def self_signed_certificate() -> tuple[str, str]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def sha1_thumbprint(cert_pem: str) -> str:
+    """The certificate's SHA-1 thumbprint in lowercase hex (what Entra calls the thumbprint)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    return x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA1()).hex()

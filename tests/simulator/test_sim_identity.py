@@ -7,12 +7,10 @@ from typing import TYPE_CHECKING, Any
 import msal
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from sim_helpers import SCOPE, SimClient
 
 from airflow_provider_liveresponse.simulator import Simulator
-from tests.certificates import self_signed_certificate
+from tests.certificates import self_signed_certificate, sha1_thumbprint
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -42,8 +40,7 @@ def _app(sim: Simulator, credential: Any, tenant: str | None = None) -> msal.Con
 def _certificate() -> tuple[str, str, str]:
     """(private key PEM, certificate PEM, SHA-1 thumbprint hex) of a fresh self-signed certificate."""
     key_pem, cert_pem = self_signed_certificate()
-    thumbprint = x509.load_pem_x509_certificate(cert_pem.encode()).fingerprint(hashes.SHA1()).hex()
-    return key_pem, cert_pem, thumbprint
+    return key_pem, cert_pem, sha1_thumbprint(cert_pem)
 
 
 def test_msal_gets_a_token_with_the_client_secret(simulator: Simulator) -> None:

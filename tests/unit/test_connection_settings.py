@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,7 @@ from airflow.sdk import Connection
 
 from airflow_provider_liveresponse.connection import ConnectionSettings
 from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
+from tests.certificates import self_signed_certificate, sha1_thumbprint
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -117,30 +117,10 @@ def test_bad_connections_name_the_field(conn: Any, fragment: str) -> None:
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "app")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ) + cert.public_bytes(serialization.Encoding.PEM)
+    key_pem, cert_pem = self_signed_certificate()
     path = tmp_path / "app.pem"
-    path.write_bytes(pem)
-    return path, cert.fingerprint(hashes.SHA1()).hex().upper()
+    path.write_text(key_pem + cert_pem)
+    return path, sha1_thumbprint(cert_pem).upper()
 
 
 def test_certificate_thumbprint_is_computed_from_the_pem(tmp_path: Path) -> None:
