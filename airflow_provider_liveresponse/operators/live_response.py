@@ -36,16 +36,18 @@ _PROGRESS_EVERY = 300.0
 STATE_STORE_KEY = "mde_action_id"
 
 
-def _seconds(value: float | timedelta, field: str) -> float:
-    """A positive, finite number of seconds, or an error naming ``field``."""
+def _seconds(value: float | timedelta, field: str, *, zero_allowed: bool = False) -> float:
+    """A positive (or, with ``zero_allowed``, non-negative), finite number of seconds, or an error naming
+    ``field``."""
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:
         raise TypeError(f"{field} must be a number of seconds or a timedelta, got {value!r}")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{field} must be a positive, finite number of seconds, got {value!r}")
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not zero_allowed):
+        least = "0 or more" if zero_allowed else "positive"
+        raise ValueError(f"{field} must be a finite number of seconds, {least}, got {value!r}")
     return seconds
 
 
@@ -99,7 +101,7 @@ class LiveResponseOperator(BaseOperator):
         max_retry_wait: float = 600.0,
         busy_timeout: float | timedelta = 3600.0,
         cancel_stale_after: float | timedelta | None = None,
-        throttle_wait_in_worker: float = 0.0,
+        throttle_wait_in_worker: float | timedelta = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -121,17 +123,7 @@ class LiveResponseOperator(BaseOperator):
         self.cancel_stale_after = (
             None if cancel_stale_after is None else _seconds(cancel_stale_after, "cancel_stale_after")
         )
-        if (
-            not isinstance(throttle_wait_in_worker, (int, float))
-            or isinstance(throttle_wait_in_worker, bool)
-            or not math.isfinite(throttle_wait_in_worker)
-            or throttle_wait_in_worker < 0
-        ):
-            raise ValueError(
-                "throttle_wait_in_worker must be a finite number of seconds, 0 or more (0 defers at once), got "
-                f"{throttle_wait_in_worker!r}"
-            )
-        self.throttle_wait_in_worker = float(throttle_wait_in_worker)
+        self.throttle_wait_in_worker = _seconds(throttle_wait_in_worker, "throttle_wait_in_worker", zero_allowed=True)
         self.action_id: str | None = None
 
     # -- helpers ----------------------------------------------------------------------------------------
