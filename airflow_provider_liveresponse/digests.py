@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 #: Bytes hashed inline before the worker thread starts.
 INLINE_BYTES = 4 * 1024 * 1024
-#: Bytes handed to the worker and not yet hashed, at most (beyond one chunk): bounds the memory it holds.
+#: Bytes handed to the worker and not yet hashed (queued or being hashed), at most (beyond one chunk): bounds the
+#: memory it holds.
 MAX_PENDING_BYTES = 8 * 1024 * 1024
 
 
@@ -44,8 +45,7 @@ class StreamDigest:
         self._inline_bytes = inline_bytes
         self._max_pending = max_pending_bytes
         self._pending: deque[bytes | None] = deque()
-        self._pending_bytes = 0
-        self._busy = False
+        self._pending_bytes = 0  # queued or being hashed: 0 once the worker has caught up
         self._error: BaseException | None = None
         self._condition = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -74,7 +74,7 @@ class StreamDigest:
     def digests(self) -> Digests:
         """The digests of everything given so far (waits for the worker to catch up)."""
         with self._condition:
-            while (self._pending or self._busy) and not self._error:
+            while self._pending_bytes and not self._error:
                 self._condition.wait()
             self._raise_error()
             return Digests(self.size, self._sha256.hexdigest(), self._md5.hexdigest())
@@ -95,6 +95,7 @@ class StreamDigest:
         if thread is None:
             return
         with self._condition:
+            self._pending_bytes -= sum(len(data) for data in self._pending if data is not None)
             self._pending.clear()
             self._pending.append(None)
             self._condition.notify_all()
@@ -119,17 +120,14 @@ class StreamDigest:
                 data = self._pending.popleft()
                 if data is None:
                     return
-                self._busy = True
             try:
                 self._sha256.update(data)
                 self._md5.update(data)
             except BaseException as exc:  # handed to the stream's thread, which raises it
                 with self._condition:
                     self._error = exc
-                    self._busy = False
                     self._condition.notify_all()
                 return
             with self._condition:
                 self._pending_bytes -= len(data)
-                self._busy = False
                 self._condition.notify_all()

@@ -67,6 +67,16 @@ def test_pending_bytes_never_exceed_the_bound_by_more_than_one_chunk() -> None:
     assert max(seen) <= bound
 
 
+def test_close_with_bytes_still_queued_leaves_nothing_pending() -> None:
+    digest = StreamDigest(inline_bytes=0, max_pending_bytes=64 * KIB)
+    for _ in range(50):
+        digest.update(os.urandom(32 * KIB))
+    digest.close()
+    assert digest._thread is None
+    assert digest._pending_bytes == 0
+    assert digest.digests().size == 50 * 32 * KIB  # returns at once: no worker to wait for
+
+
 def test_a_failure_in_the_worker_surfaces_in_the_streams_thread() -> None:
     digest = StreamDigest(inline_bytes=0)
     digest.update(b"x" * KIB)
