@@ -31,6 +31,7 @@ before the clock starts; the operator's own calls to MDE (an action read, a link
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import statistics
@@ -46,7 +47,7 @@ from benchmarks.core import Result, benchmark
 from benchmarks.support import CONN_ID, running_simulator
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from airflow_provider_liveresponse.simulator.server import Simulator
 
@@ -116,10 +117,21 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def _measured() -> Iterator[dict[str, Any]]:
+    """Measure the block: its real and CPU seconds and this process's peak memory growth, put in the dict."""
+    figures: dict[str, Any] = {}
+    base = _reset_peak()
+    cpu = time.process_time()
+    started = time.perf_counter()
+    yield figures
+    figures["seconds"] = time.perf_counter() - started
+    figures["cpu"] = time.process_time() - cpu
+    figures["peak_growth"] = _status("VmHWM") - base
+
+
 def _child(mode: str, action_id: str, out_dir: str) -> dict[str, Any]:
     """Run one transfer in this (fresh) process; returns what :class:`Measured` holds."""
-    import zlib
-
     from benchmarks.support import quiet_logs
 
     quiet_logs(False)
@@ -141,24 +153,16 @@ def _child(mode: str, action_id: str, out_dir: str) -> dict[str, Any]:
             keep_compressed=mode.startswith("operator-compressed"),
             content_digests=mode != "operator-compressed",
         )
-        base = _reset_peak()
-        cpu = time.process_time()
-        started = time.perf_counter()
-        manifest = operator.execute({})  # type: ignore[arg-type]
-        seconds = time.perf_counter() - started
-        cpu = time.process_time() - cpu
+        with _measured() as figures:
+            manifest = operator.execute({})  # type: ignore[arg-type]
         (entry,) = manifest["files"]
         stored = out / manifest["action"]["machine_id"] / manifest["action"]["id"] / entry["path"]
         return {
-            "seconds": seconds,
+            **figures,
             "blob_bytes": entry["blob"]["size"],
             "stored_bytes": stored.stat().st_size,
-            "peak_growth": _status("VmHWM") - base,
             "sha256": entry["sha256"],
-            "cpu": cpu,
         }
-
-    import requests
 
     from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
 
@@ -166,9 +170,18 @@ def _child(mode: str, action_id: str, out_dir: str) -> dict[str, Any]:
     url = hook.get_result_download_link(action_id, 0)
     verify = hook.settings.verify
     target = out / "copy.bin"
-    base = _reset_peak()
-    cpu = time.process_time()
-    started = time.perf_counter()
+    with _measured() as figures:
+        blob_bytes = _copy(mode, url, verify, target)
+    return {**figures, "blob_bytes": blob_bytes, "stored_bytes": target.stat().st_size, "sha256": _sha256_file(target)}
+
+
+def _copy(mode: str, url: str, verify: str | bool, target: Path) -> int:
+    """One of the plain copies of ``url`` into ``target``; returns the blob bytes read (``requests`` is already
+    imported by the hook, before the clock)."""
+    import zlib
+
+    import requests
+
     blob_bytes = 0
     if mode == "buffered":
         # HttpToS3Operator's way: the whole body in memory, then one write (here, decompressed first).
@@ -194,17 +207,7 @@ def _child(mode: str, action_id: str, out_dir: str) -> dict[str, Any]:
                     sink.write(inflater.flush())
                 sink.flush()
                 os.fsync(sink.fileno())
-    seconds = time.perf_counter() - started
-    cpu = time.process_time() - cpu
-    peak = _status("VmHWM") - base
-    return {
-        "seconds": seconds,
-        "blob_bytes": blob_bytes,
-        "stored_bytes": target.stat().st_size,
-        "peak_growth": peak,
-        "sha256": _sha256_file(target),
-        "cpu": cpu,
-    }
+    return blob_bytes
 
 
 def child_main() -> None:
