@@ -120,15 +120,13 @@ def _wait_run(server: Any, dag_id: str, run_id: str, timeout: float) -> str:
     return str(state)
 
 
-#: What Airflow's scheduler logs when it fails a try that deferred and whose trigger fired before it processed
-#: the deferring worker's exit (the system test's ``DEFER_RACE``, without the task's name).
-DEFER_RACE = re.compile(r"finished with state success, but the task instance's state attribute is (queued|running)")
-
-
-def _defer_races(server: Any) -> int:
-    """Tries the scheduler failed by the defer race, counted in its log."""
+def _defer_races(server: Any, dag_id: str, run_id: str) -> int:
+    """Tries of ``run_id`` the scheduler failed by its defer race (the harness's ``DEFER_RACE``), from its log."""
+    pattern = _harness().DEFER_RACE.format(
+        dag_id=re.escape(dag_id), task_id=r"\S+", run_id=re.escape(run_id), map_index=r"(?: map_index=\d+)?"
+    )
     log = server.component_logs / "scheduler.log"
-    return len(DEFER_RACE.findall(log.read_text(errors="replace"))) if log.is_file() else 0
+    return len(re.findall(pattern, log.read_text(errors="replace"))) if log.is_file() else 0
 
 
 def _task_instances(server: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
@@ -173,7 +171,7 @@ def fleet(sizes: Sequence[int], quick: bool) -> Result:
                 sim_elapsed = sim.clock.time() - sim_start
                 real_elapsed = time.monotonic() - started - ready
                 tis = _task_instances(server, "example_liveresponse_fleet", run_id)
-                races = _defer_races(server)
+                races = _defer_races(server, "example_liveresponse_fleet", run_id)
             counters = dict(sim.state.counters)
             add_simulator(sim, "fleet")
         finally:

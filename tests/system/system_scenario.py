@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_system import AirflowError, AirflowServer, Observations, Observer, StopReport
+from airflow_system import DEFER_RACE, AirflowError, AirflowServer, Observations, Observer, StopReport
 
 from airflow_provider_liveresponse.simulator.pytest_plugin import FIXTURE_SPEED, FIXTURE_TOKEN_LIFETIME
 
@@ -41,14 +41,6 @@ STARTUP_TIMEOUT = 180.0
 PARSE_TIMEOUT = 120.0
 RUN_TIMEOUT = 240.0
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
-#: What the scheduler logs when it fails a task that deferred, whose trigger fired, and that was already queued
-#: or running again when the scheduler processed the exit of the worker that deferred: a race in Airflow's
-#: scheduler (apache/airflow#66374 fixed it for ``scheduled`` only; #67287 is ``queued``, #72716 ``running``).
-#: Each try has its own ``ti_id``, so the task instance is named by DAG, task, run and map index.
-DEFER_RACE = (
-    r"reported that the task instance <TaskInstance: {dag_id}\.{task_id} {run_id}{map_index} \[(queued|running)\] "
-    r"ti_id=[0-9a-f-]+> finished with state success, but the task instance's state attribute is \1"
-)
 
 
 @dataclass
