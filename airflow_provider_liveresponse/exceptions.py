@@ -46,6 +46,10 @@ class LiveResponseConfigError(LiveResponseError, ValueError):
     """The connection or a parameter is wrong; raised before any API call, naming the field and the fix."""
 
 
+class LiveResponseParameterTypeError(LiveResponseConfigError, TypeError):
+    """A parameter has the wrong type (text or None where a number belongs, say); names the field."""
+
+
 class LiveResponseAuthError(LiveResponseError):
     """Microsoft Entra ID refused to issue a token (wrong tenant, client id, secret or certificate)."""
 

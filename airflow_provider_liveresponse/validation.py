@@ -1,0 +1,146 @@
+"""Parameter checks shared by every public class and hook method: one place, one style of message.
+
+Each check returns the normalised value or raises :class:`~airflow_provider_liveresponse.exceptions.
+LiveResponseConfigError` naming the field, what was given and the fix, before any API call. A value of the wrong
+type raises :class:`~airflow_provider_liveresponse.exceptions.LiveResponseParameterTypeError`, which is both a
+``LiveResponseConfigError`` and a ``TypeError``. NaN, infinities, negatives, booleans, text and None where a number
+belongs all fail here: a NaN budget would make every ``waited > budget`` comparison false and wait forever.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow_provider_liveresponse.exceptions import LiveResponseConfigError, LiveResponseParameterTypeError
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+T = TypeVar("T")
+
+_MACHINE_ID = re.compile(r"^[0-9a-fA-F]{40}$")
+_ACTION_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z\-]{7,127}$")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def duration(
+    value: Any,
+    field: str,
+    *,
+    zero_allowed: bool = False,
+    maximum: float | None = None,
+) -> float:
+    """Seconds, from a number or a :class:`datetime.timedelta`: finite, positive (or 0 with ``zero_allowed``),
+    at most ``maximum``."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif _is_number(value):
+        seconds = float(value)
+    else:
+        raise LiveResponseParameterTypeError(
+            f"{field} must be a number of seconds or a timedelta, got {value!r} ({type(value).__name__})"
+        )
+    if not math.isfinite(seconds) or seconds < 0 or (seconds == 0 and not zero_allowed):
+        least = "0 or more" if zero_allowed else "more than 0"
+        raise LiveResponseConfigError(f"{field} must be a finite number of seconds, {least}; got {value!r}")
+    if maximum is not None and seconds > maximum:
+        raise LiveResponseConfigError(f"{field} must be at most {maximum:g} seconds; got {value!r}")
+    return seconds
+
+
+def optional_duration(
+    value: Any,
+    field: str,
+    *,
+    zero_allowed: bool = False,
+    maximum: float | None = None,
+) -> float | None:
+    """:func:`duration`, or None when ``value`` is None (the feature is off)."""
+    return None if value is None else duration(value, field, zero_allowed=zero_allowed, maximum=maximum)
+
+
+def count(value: Any, field: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """A whole number from ``minimum`` to ``maximum`` (booleans and floats are refused)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise LiveResponseParameterTypeError(f"{field} must be a whole number, got {value!r} ({type(value).__name__})")
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f"{minimum} or more"
+        raise LiveResponseConfigError(f"{field} must be a whole number {bounds}; got {value!r}")
+    return value
+
+
+def flag(value: Any, field: str) -> bool:
+    """True or False (not 1, "yes" or None: a template that rendered to text is a mistake worth naming)."""
+    if not isinstance(value, bool):
+        raise LiveResponseParameterTypeError(f"{field} must be True or False, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def text(value: Any, field: str, *, empty_allowed: bool = False, hint: str = "") -> str:
+    """Text (stripped); empty only with ``empty_allowed``. ``hint`` says what the field should hold."""
+    what = f" ({hint})" if hint else ""
+    if not isinstance(value, str):
+        raise LiveResponseParameterTypeError(f"{field} must be text{what}, got {value!r} ({type(value).__name__})")
+    stripped = value.strip()
+    if not stripped and not empty_allowed:
+        raise LiveResponseConfigError(f"{field} is empty: give {hint or 'a value'}")
+    return stripped
+
+
+def optional_text(value: Any, field: str, *, empty_allowed: bool = False, hint: str = "") -> str | None:
+    """:func:`text`, or None when ``value`` is None."""
+    return None if value is None else text(value, field, empty_allowed=empty_allowed, hint=hint)
+
+
+def choice(value: Any, field: str, choices: Collection[T]) -> T:
+    """One of ``choices``."""
+    if value not in choices:
+        known = ", ".join(repr(c) for c in choices)
+        raise LiveResponseConfigError(f"{field} must be one of {known}; got {value!r}")
+    result: T = value
+    return result
+
+
+def machine_id(value: Any, field: str = "machine_id") -> str:
+    """A 40-hex-character MDE device id, lower-cased."""
+    if not isinstance(value, str) or not _MACHINE_ID.match(value.strip()):
+        raise LiveResponseConfigError(
+            f"{field} {value!r} is not an MDE device id (40 hexadecimal characters, as in the device "
+            "page's URL); to start from a host name, look it up with find_machines(computer_dns_name=...)"
+        )
+    return value.strip().lower()
+
+
+def action_id(value: Any, field: str = "action_id") -> str:
+    """A machine action id (a GUID)."""
+    if not isinstance(value, str) or not _ACTION_ID.match(value.strip()):
+        raise LiveResponseConfigError(
+            f"{field} {value!r} is not an MDE machine action id (a GUID such as "
+            "'7c1d4ea0-...'); pass the id returned by LiveResponseOperator (XCom key 'action_id')"
+        )
+    return value.strip()
+
+
+def conn_id(value: Any, field: str = "mde_conn_id") -> str:
+    """An Airflow connection id."""
+    return text(value, field, hint="the id of an Airflow connection of type mde_live_response")
+
+
+__all__ = [
+    "action_id",
+    "choice",
+    "conn_id",
+    "count",
+    "duration",
+    "flag",
+    "machine_id",
+    "optional_duration",
+    "optional_text",
+    "text",
+]

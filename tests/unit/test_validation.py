@@ -1,0 +1,86 @@
+"""The shared parameter checks: every bad value fails naming its field; good values come back normalised."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import pytest
+
+from airflow_provider_liveresponse import validation
+from airflow_provider_liveresponse.exceptions import LiveResponseConfigError, LiveResponseParameterTypeError
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, -5, -0.1, 0])
+def test_duration_refuses_nan_infinite_negative_and_zero(bad: float) -> None:
+    with pytest.raises(LiveResponseConfigError, match="max_retry_wait"):
+        validation.duration(bad, "max_retry_wait")
+
+
+@pytest.mark.parametrize("bad", ["30", None, [1], True, object()])
+def test_duration_refuses_non_numbers_as_a_type_error_naming_the_field(bad: object) -> None:
+    with pytest.raises(LiveResponseParameterTypeError, match="poll_interval") as caught:
+        validation.duration(bad, "poll_interval")
+    assert isinstance(caught.value, TypeError)
+    assert isinstance(caught.value, LiveResponseConfigError)
+
+
+def test_duration_accepts_numbers_and_timedeltas() -> None:
+    assert validation.duration(5, "x") == 5.0
+    assert validation.duration(timedelta(minutes=2), "x") == 120.0
+    assert validation.duration(0, "x", zero_allowed=True) == 0.0
+
+
+def test_duration_maximum_is_named() -> None:
+    with pytest.raises(LiveResponseConfigError, match=r"pickup_timeout must be at most 259200"):
+        validation.duration(timedelta(days=4), "pickup_timeout", maximum=259200)
+
+
+def test_optional_duration_none_is_off() -> None:
+    assert validation.optional_duration(None, "x") is None
+    with pytest.raises(LiveResponseConfigError, match="x"):
+        validation.optional_duration(math.nan, "x")
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3", None])
+def test_count_refuses_what_is_not_a_whole_number_in_range(bad: object) -> None:
+    with pytest.raises(LiveResponseConfigError, match="max_attempts"):
+        validation.count(bad, "max_attempts")
+
+
+def test_count_bounds() -> None:
+    assert validation.count(3, "n", maximum=3) == 3
+    with pytest.raises(LiveResponseConfigError, match="from 1 to 3"):
+        validation.count(4, "n", maximum=3)
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_flag_refuses_what_is_not_a_bool(bad: object) -> None:
+    with pytest.raises(LiveResponseParameterTypeError, match="cancel_on_kill"):
+        validation.flag(bad, "cancel_on_kill")
+
+
+def test_text_strips_and_refuses_empty_and_non_text() -> None:
+    assert validation.text("  a ", "comment") == "a"
+    with pytest.raises(LiveResponseConfigError, match="comment is empty"):
+        validation.text("  ", "comment")
+    with pytest.raises(LiveResponseParameterTypeError, match="comment"):
+        validation.text(5, "comment")
+    assert validation.optional_text(None, "comment") is None
+
+
+def test_choice() -> None:
+    assert validation.choice("a", "mode", ("a", "b")) == "a"
+    with pytest.raises(LiveResponseConfigError, match="mode must be one of 'a', 'b'"):
+        validation.choice("c", "mode", ("a", "b"))
+
+
+def test_ids() -> None:
+    assert (
+        validation.machine_id("3D4CC40F66A1574170F0E84299DA28C3DAC00B2F") == "3d4cc40f66a1574170f0e84299da28c3dac00b2f"
+    )
+    with pytest.raises(LiveResponseConfigError, match="machine_id"):
+        validation.machine_id("abc")
+    assert validation.action_id(" 7c1d4ea0-5b0e-4a34-9d3f-6b0a3c1e2f10 ") == "7c1d4ea0-5b0e-4a34-9d3f-6b0a3c1e2f10"
+    with pytest.raises(LiveResponseConfigError, match="action_ids"):
+        validation.action_id("x", "action_ids[]")
