@@ -30,6 +30,7 @@ from airflow_provider_liveresponse.constants import (
     LIBRARY_FILE_MAX_BYTES,
 )
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError, LiveResponseConfigError
+from airflow_provider_liveresponse.hooks.action_workflow import ActionWorkflowMixin
 from airflow_provider_liveresponse.hooks.responses import entity, items, json_object, next_link
 from airflow_provider_liveresponse.hooks.result_reader import ResultReader
 from airflow_provider_liveresponse.hooks.retry_policy import (
@@ -38,6 +39,13 @@ from airflow_provider_liveresponse.hooks.retry_policy import (
     RetryState,
     api_error,
     parse_retry_after,
+)
+from airflow_provider_liveresponse.markers import (
+    carries_marker,
+    carries_marker_family,
+    check_marker,
+    marked_comment,
+    marker_tag,
 )
 from airflow_provider_liveresponse.models import (
     LibraryFile,
@@ -61,15 +69,9 @@ T = TypeVar("T")
 
 _MACHINE_ID = re.compile(r"^[0-9a-fA-F]{40}$")
 _ACTION_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z\-]{7,127}$")
-_MARKER = re.compile(r"^[A-Za-z0-9._:\-]{8,128}$")
 _MAX_TRANSCRIPT_BYTES = 64 * 1024 * 1024
 #: How far back a marker look-up searches: a bit more than the longest a submit can take to be retried.
 _MARKER_LOOKBACK = timedelta(hours=6)
-
-
-def marker_tag(marker: str) -> str:
-    """The text appended to a comment to mark a submission: ``[airflow:<marker>]``."""
-    return f"[airflow:{marker}]"
 
 
 def validate_machine_id(machine_id: Any, field: str = "machine_id") -> str:
@@ -108,7 +110,7 @@ class _Ambiguous(Exception):
         self.reason = reason
 
 
-class LiveResponseHook(HttpHook):
+class LiveResponseHook(ActionWorkflowMixin, HttpHook):
     """Talks to the Microsoft Defender for Endpoint Live Response API through an ``mde_live_response``
     connection.
 
@@ -470,13 +472,8 @@ class LiveResponseHook(HttpHook):
             raise LiveResponseConfigError(str(exc)) from None
         if not isinstance(comment, str) or not comment.strip():
             raise LiveResponseConfigError("comment is empty: say why this live response runs (audit trail)")
-        marker = marker or uuid.uuid4().hex
-        if not _MARKER.match(marker):
-            raise LiveResponseConfigError(
-                f"marker {marker!r} must be 8 to 128 characters of letters, digits and . _ : -"
-            )
-        tag = marker_tag(marker)
-        full_comment = comment if tag in comment else f"{comment.strip()} {tag}"
+        marker = check_marker(marker or uuid.uuid4().hex)
+        full_comment = marked_comment(comment, marker)
         body = RunLiveResponseRequest.model_validate({"Commands": parsed, "Comment": full_comment}).to_wire()
         submitted_after = datetime.now().astimezone() - timedelta(minutes=5)
         what = f"Live response on machine {machine_id}"
@@ -525,11 +522,10 @@ class LiveResponseHook(HttpHook):
         Matches on the client (the API does not document filtering by comment). With several matches
         (which this hook never creates) the oldest is returned.
         """
-        tag = marker_tag(marker)
         matches = [
             action
             for action in self.find_actions_by_marker(machine_id, marker, created_after=created_after)
-            if tag in (action.requestor_comment or "")
+            if carries_marker(action.requestor_comment, marker)
         ]
         if len(matches) > 1:
             log.warning(
@@ -549,14 +545,13 @@ class LiveResponseHook(HttpHook):
         An operator marks each try's submission ``<marker>.<try>``: this finds every try's action.
         """
         machine_id = validate_machine_id(machine_id)
-        exact, family = marker_tag(marker), marker_tag(marker)[:-1] + "."
         since = created_after or (datetime.now().astimezone() - _MARKER_LOOKBACK)
         matches = [
             action
             for action in self.list_machine_actions(
                 machine_id=machine_id, action_type="LiveResponse", created_after=since
             )
-            if exact in (comment := action.requestor_comment or "") or family in comment
+            if carries_marker_family(action.requestor_comment, marker)
         ]
         matches.sort(key=lambda a: a.creation_date_time_utc or datetime.min.replace(tzinfo=UTC))
         return matches

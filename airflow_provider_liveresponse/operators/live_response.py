@@ -8,7 +8,6 @@ carries a marker unique to the DAG run, task and map index in its comment, looke
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from datetime import UTC, datetime, timedelta
@@ -190,9 +189,9 @@ class LiveResponseOperator(BaseOperator):
     @staticmethod
     def marker(context: Context) -> str:
         """The submission marker: unique per DAG, run, task and map index, stable across tries."""
-        ti = context["ti"]
-        key = f"{ti.dag_id}|{ti.run_id}|{ti.task_id}|{getattr(ti, 'map_index', -1)}"
-        return "af-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+        from airflow_provider_liveresponse.markers import marker_for_context
+
+        return marker_for_context(context)
 
     def _default_comment(self, context: Context) -> str:
         ti = context["ti"]
@@ -309,7 +308,9 @@ class LiveResponseOperator(BaseOperator):
                 latest.status,
             )
         try_number = getattr(context["ti"], "try_number", None) or 1
-        return hook.run_live_response(machine_id, commands, comment, marker=f"{marker}.{try_number}")
+        from airflow_provider_liveresponse.markers import try_marker
+
+        return hook.run_live_response(machine_id, commands, comment, marker=try_marker(marker, try_number))
 
     def _record(self, context: Context, action: MachineAction) -> None:
         """Make the action id durable at once: task state store (3.3+), XCom, and the portal link."""
