@@ -28,9 +28,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_liveresponse.testing.simulated_connection import running_simulator
 from benchmarks.core import Result, benchmark
 from benchmarks.secrets_audit import add_place, add_simulator, captured_logs
-from benchmarks.support import CONN_ID, running_simulator
+from benchmarks.support import CONN_ID
 from benchmarks.transfer import collected_file_action
 
 if TYPE_CHECKING:
@@ -141,7 +142,10 @@ def evidence(sizes: Sequence[int], quick: bool) -> Result:
         scratch = Path(scratch_text)
         destination = scratch / "evidence"
         destination.mkdir()
-        with running_simulator(speed=1.0, state_dir=scratch / "simulator") as sim, captured_logs("evidence campaign"):
+        with (
+            running_simulator(CONN_ID, speed=1.0, state_dir=scratch / "simulator") as sim,
+            captured_logs("evidence campaign"),
+        ):
             sim.state.set_limits(run_calls_per_minute=10**6, read_calls_per_minute=10**6, read_calls_per_hour=10**6)
             scanner = _Scanner(sim, destination)
             for number in range(count):

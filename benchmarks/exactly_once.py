@@ -36,10 +36,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_liveresponse.testing.simulated_connection import running_simulator
 from benchmarks.core import Result, benchmark
 from benchmarks.forked_worker import KILL_POINTS
 from benchmarks.secrets_audit import add_place, add_simulator
-from benchmarks.support import CONN_ID, running_simulator
+from benchmarks.support import CONN_ID
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -187,7 +188,7 @@ def exactly_once(sizes: Sequence[int], quick: bool) -> Result:
         evidence = scratch / "evidence"
         logs = scratch / "logs"
         logs.mkdir()
-        with running_simulator(speed=SPEED, state_dir=scratch / "simulator") as sim:
+        with running_simulator(CONN_ID, speed=SPEED, state_dir=scratch / "simulator") as sim:
             # Submissions are not what this campaign measures: MDE's 10 a minute would only slow it down.
             sim.state.set_limits(run_calls_per_minute=10**6, read_calls_per_minute=10**6, read_calls_per_hour=10**6)
             worker = Worker(dag_file, logs / "forking-worker.log")

@@ -23,8 +23,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from airflow_provider_liveresponse.testing.simulated_connection import read_calls, running_simulator
 from benchmarks.core import Result, benchmark
-from benchmarks.support import CONN_ID, read_calls, running_simulator
+from benchmarks.support import CONN_ID
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Sequence
@@ -158,7 +159,7 @@ async def _drive(
 def _measure(count: int, naive: bool, real_window: float) -> Row:
     speed = min(SPEED, POLL_INTERVAL * ACTIONS_PER_REAL_SECOND["naive" if naive else "coalesced"] / count)
     window = min(max(real_window * speed, 10 * POLL_INTERVAL), 120 * POLL_INTERVAL)
-    with running_simulator(speed=speed, token_lifetime=3600 * speed) as sim:
+    with running_simulator(CONN_ID, speed=speed, token_lifetime=3600 * speed) as sim:
         ids = _wait_on_offline_devices(sim, count)
         calls, elapsed, rounds, fired = asyncio.run(_drive(sim, ids, naive, speed, window))
     name = "baseline: one call per trigger" if naive else "MachineActionTrigger (coalesced)"

@@ -1,6 +1,7 @@
 """Benchmarks 3 (fleet throughput) and 4 (worker economy) on a real Airflow: API server, scheduler, triggerer and
 DAG processor as separate processes (SQLite, LocalExecutor), started by the system test's harness
-(``tests/system/airflow_system.py``), DAGs triggered through the REST API, against the MDE simulator.
+(:mod:`airflow_provider_liveresponse.testing.airflow_system`), DAGs triggered through the REST API, against the
+MDE simulator.
 
 ``fleet``: the fleet example DAG over N seeded devices, the simulator at MDE's real limits (10 submissions a
 minute, 25 concurrent sessions), with the pool ``mde_live_response`` of 25 slots counting deferred tasks. The
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sys
 import tempfile
 import threading
 import time
@@ -33,6 +33,7 @@ from benchmarks.secrets_audit import add_place, add_simulator
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
+    from types import ModuleType
 
     from airflow_provider_liveresponse.simulator.server import Simulator
 
@@ -45,11 +46,8 @@ FLEET_TARGET = 1.15
 SESSION_SECONDS = 5 + 20 + 3 + 1.5 / 20
 
 
-def _harness() -> Any:
-    folder = str(ROOT / "tests" / "system")
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    import airflow_system  # type: ignore[import-not-found]
+def _harness() -> ModuleType:
+    from airflow_provider_liveresponse.testing import airflow_system
 
     return airflow_system
 

@@ -1,23 +1,15 @@
-"""Helpers shared by the benchmarks: an isolated Airflow home, and a simulator wired to an Airflow connection."""
+"""Helpers shared by the benchmarks: an isolated Airflow home and quiet logs (the simulator wired to an Airflow
+connection is :mod:`airflow_provider_liveresponse.testing.simulated_connection`)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from airflow_provider_liveresponse.simulator.server import Simulator
 
 #: The connection id the benchmarks give the simulator.
 CONN_ID = "mde_bench"
-#: MDE's read endpoints, as the simulator counts them (``calls:<group>``).
-READ_GROUPS = ("get_action", "list_actions", "link", "library", "machines")
 
 
 def prepare_environment() -> None:
@@ -41,42 +33,3 @@ def quiet_logs(verbose: bool) -> None:
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
-
-
-def connection_env(conn_id: str) -> str:
-    """The ``AIRFLOW_CONN_*`` variable of ``conn_id``."""
-    return f"AIRFLOW_CONN_{conn_id.upper()}"
-
-
-@contextlib.contextmanager
-def running_simulator(conn_id: str = CONN_ID, **options: Any) -> Iterator[Simulator]:
-    """A started simulator exposed as Airflow connection ``conn_id``; token caches fresh before and after."""
-    from airflow_provider_liveresponse.auth import reset_token_providers
-    from airflow_provider_liveresponse.simulator.server import Simulator
-
-    variable = connection_env(conn_id)
-    previous = os.environ.get(variable)
-    sim = Simulator(**options).start()
-    os.environ[variable] = sim.connection_json()
-    reset_token_providers()
-    try:
-        yield sim
-    finally:
-        reset_token_providers()
-        sim.stop()
-        if previous is None:
-            os.environ.pop(variable, None)
-        else:
-            os.environ[variable] = previous
-
-
-def read_calls(sim: Simulator) -> int:
-    """MDE read calls the simulator has counted so far (every read endpoint group)."""
-    with sim.state.lock:
-        return sum(sim.state.counters[f"calls:{group}"] for group in READ_GROUPS)
-
-
-def counter(sim: Simulator, name: str) -> int:
-    """One simulator counter."""
-    with sim.state.lock:
-        return sim.state.counters[name]

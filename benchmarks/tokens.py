@@ -13,8 +13,9 @@ import math
 import time
 from typing import TYPE_CHECKING
 
+from airflow_provider_liveresponse.testing.simulated_connection import counter, running_simulator
 from benchmarks.core import Result, benchmark
-from benchmarks.support import CONN_ID, counter, running_simulator
+from benchmarks.support import CONN_ID
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -124,7 +125,7 @@ def token_economy(sizes: Sequence[int], quick: bool) -> Result:
         ],
     )
     for calls in sizes:
-        with running_simulator(speed=TOKEN_LIFETIME / REAL_LIFETIME, token_lifetime=TOKEN_LIFETIME) as sim:
+        with running_simulator(CONN_ID, speed=TOKEN_LIFETIME / REAL_LIFETIME, token_lifetime=TOKEN_LIFETIME) as sim:
             tokens, elapsed, answered = _hook_calls(sim, calls, lifetimes * REAL_LIFETIME)
             elapsed_lifetimes = elapsed / TOKEN_LIFETIME
             # What a client renewing exactly at expiry needs: one token per lifetime begun by the last call.

@@ -43,8 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_liveresponse.testing.simulated_connection import running_simulator
 from benchmarks.core import Result, benchmark
-from benchmarks.support import CONN_ID, running_simulator
+from benchmarks.support import CONN_ID
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -266,7 +267,7 @@ def transfer(sizes: Sequence[int], quick: bool) -> Result:
     turns = 1 if quick else 2
     with tempfile.TemporaryDirectory(prefix="bench-transfer-") as scratch_text:
         scratch = Path(scratch_text)
-        with running_simulator(state_dir=scratch / "simulator") as sim:
+        with running_simulator(CONN_ID, state_dir=scratch / "simulator") as sim:
             for size_mib in sizes:
                 _transfer_size(result, sim, size_mib, turns, scratch)
             baseline_id = collected_file_action(sim, BASELINE_MIB * MIB, "C:\\Windows\\Temp\\baseline.dmp")

@@ -1,5 +1,6 @@
 """Fault campaign 3 as tests: each fault the simulator can throw ends in a success after retrying, or in a clear
-LiveResponseError that names the action or call and what to do (the cases live in benchmarks/fault_matrix.py)."""
+LiveResponseError that names the action or call and what to do (the cases live in
+airflow_provider_liveresponse/testing/fault_matrix.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from benchmarks.fault_matrix import CASES, Case, campaign_simulator, run_case
+from airflow_provider_liveresponse.testing.fault_matrix import CASES, Case, campaign_simulator, run_case
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

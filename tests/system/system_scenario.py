@@ -17,9 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_system import DEFER_RACE, AirflowError, AirflowServer, Observations, Observer, StopReport
-
 from airflow_provider_liveresponse.simulator.pytest_plugin import FIXTURE_SPEED, FIXTURE_TOKEN_LIFETIME
+from airflow_provider_liveresponse.testing.airflow_system import (
+    DEFER_RACE,
+    AirflowError,
+    AirflowServer,
+    Observations,
+    Observer,
+    StopReport,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

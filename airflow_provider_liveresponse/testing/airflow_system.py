@@ -108,7 +108,7 @@ class AirflowServer:
     # -- life ------------------------------------------------------------------------------------------------
     def cli(self, *args: str, timeout: float = 300) -> str:
         """Run ``airflow <args>`` against this deployment; its output (raises with it on failure)."""
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - this interpreter's airflow, arguments from the test
             [sys.executable, "-m", "airflow", *args],
             env=self.env,
             cwd=self.home,
@@ -131,7 +131,7 @@ class AirflowServer:
         """Start every component, each in a new session (its own process group), output to its log file."""
         for name in COMPONENTS:
             with (self.component_logs / f"{name}.log").open("wb") as out:
-                self.processes[name] = subprocess.Popen(
+                self.processes[name] = subprocess.Popen(  # noqa: S603 - this interpreter's airflow
                     [sys.executable, "-m", "airflow", name],
                     env=self.env,
                     cwd=self.home,
