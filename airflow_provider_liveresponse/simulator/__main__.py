@@ -10,6 +10,7 @@ import threading
 from dataclasses import fields
 from typing import Any
 
+from airflow_provider_liveresponse.simulator import SimulatorExtraMissing, simulator_class
 from airflow_provider_liveresponse.simulator.limits import PROFILES, Limits
 
 
@@ -45,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--limit {item!r}: expected NAME=VALUE with a known limit name")
         limits[name] = float(value) if "." in value else int(value)
 
-    from airflow_provider_liveresponse.simulator.server import Simulator
+    try:
+        simulator_type = simulator_class()
+    except SimulatorExtraMissing as error:
+        parser.exit(1, f"{parser.prog}: error: {error}\n")
 
     stop = threading.Event()
 
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    simulator = Simulator(
+    simulator = simulator_type(
         speed=args.speed,
         state_dir=args.state_dir,
         profile=args.profile,

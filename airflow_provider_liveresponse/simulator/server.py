@@ -52,7 +52,15 @@ class _QuietStartStop(logging.Filter):
         return record.levelno > logging.INFO or not (record.threadName or "").startswith(THREAD_PREFIX)
 
 
+class _NoAccessLog(logging.Filter):
+    """Drops uvicorn's access log lines of simulator threads: the simulator's counters say what was called."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.threadName or "").startswith(THREAD_PREFIX)
+
+
 _QUIET = _QuietStartStop()
+_NO_ACCESS_LOG = _NoAccessLog()
 
 
 def _url_host(host: str) -> str:
@@ -145,8 +153,6 @@ class Simulator:
         """Make the TLS files, bind both hosts and serve them from a background thread."""
         import uvicorn
 
-        from airflow_provider_liveresponse.simulator.transport import TrackingHttpToolsProtocol
-
         if self._thread is not None:
             raise RuntimeError("the simulator is already running")
         tls = create_tls_files(self.state_dir / "tls", extra_hosts=(self.host, self.blob_host))
@@ -170,7 +176,7 @@ class Simulator:
                 app,
                 ssl_certfile=str(tls.cert_file),
                 ssl_keyfile=str(tls.key_file),
-                http=TrackingHttpToolsProtocol,
+                http="httptools",
                 ws="none",
                 lifespan="off",
                 log_config=None,
@@ -182,6 +188,9 @@ class Simulator:
         error_logger = logging.getLogger("uvicorn.error")
         if _QUIET not in error_logger.filters:
             error_logger.addFilter(_QUIET)
+        access_logger = logging.getLogger("uvicorn.access")
+        if _NO_ACCESS_LOG not in access_logger.filters:
+            access_logger.addFilter(_NO_ACCESS_LOG)
         self._thread = threading.Thread(target=self._serve, name=f"{THREAD_PREFIX}-{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 15
@@ -197,7 +206,9 @@ class Simulator:
             pairs = zip(self._servers, self._sockets, strict=True)
             await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in pairs))
 
-        loop = asyncio.new_event_loop()
+        from airflow_provider_liveresponse.simulator.transport import TrackingEventLoop
+
+        loop = TrackingEventLoop()
         asyncio.set_event_loop(loop)
         self._loop = loop
         try:

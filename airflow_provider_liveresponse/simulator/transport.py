@@ -1,18 +1,20 @@
 """Connection-level tricks for faults: find the TCP connection of a request and drop it without a response.
 
-uvicorn does not put the transport in the ASGI scope, so the simulator runs uvicorn with a protocol class
-(uvicorn's documented ``http=`` option) that records each connection's transport by its address pair.
+uvicorn does not put the transport in the ASGI scope, so the simulator serves from a :class:`TrackingEventLoop`:
+an asyncio event loop whose servers wrap each connection's protocol (uvicorn's, whichever ``http=`` picks) in one
+that records the connection's transport by its address pair. Only asyncio's and uvicorn's public APIs are used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from typing import TYPE_CHECKING, Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.types import Scope
 
 _Key = tuple[Any, Any]
@@ -26,27 +28,52 @@ def _address(value: Any) -> Any:
     return value
 
 
-class TrackingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, recording its transport so a fault can abort the connection.
+class _TrackingProtocol(asyncio.Protocol):
+    """A server's protocol for one connection, recording its transport so a fault can abort the connection."""
 
-    It writes no access log: the simulator's counters say what was called.
-    """
+    def __init__(self, factory: Callable[[], asyncio.BaseProtocol]) -> None:
+        inner = factory()
+        if not isinstance(inner, asyncio.Protocol):
+            raise TypeError(f"the simulator serves streaming protocols only, got {type(inner).__name__}")
+        self._inner = inner
+        self._transport: asyncio.Transport | None = None
+        self._key: _Key | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.access_log = False
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._sim_key = (_address(transport.get_extra_info("sockname")), _address(transport.get_extra_info("peername")))
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._inner.connection_made(transport)
+        if not isinstance(transport, asyncio.Transport):
+            return
+        self._transport = transport
+        self._key = (_address(transport.get_extra_info("sockname")), _address(transport.get_extra_info("peername")))
         with _lock:
-            _transports[self._sim_key] = transport
+            _transports[self._key] = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         with _lock:
-            if _transports.get(self._sim_key) is self.transport:
-                del _transports[self._sim_key]
-        super().connection_lost(exc)
+            if self._key is not None and _transports.get(self._key) is self._transport:
+                del _transports[self._key]
+        self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+class TrackingEventLoop(asyncio.SelectorEventLoop):
+    """The simulator's event loop: each connection to a server it starts has its transport recorded."""
+
+    async def create_server(
+        self, protocol_factory: Callable[[], asyncio.BaseProtocol], *args: Any, **kwargs: Any
+    ) -> asyncio.Server:
+        return await super().create_server(functools.partial(_TrackingProtocol, protocol_factory), *args, **kwargs)
 
 
 def _transport_of(scope: Scope) -> asyncio.Transport | None:
