@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: builds the newest supported Airflow environment from the lock file (it holds the dev extra, and so the
-# simulator extra), starts the bundled MDE simulator, and runs a forensic collection end to end through LiveResponseHook. Evidence lands in
-# ./evidence (or the folder given as the first argument).
+# simulator extra), starts the bundled MDE simulator, and runs a forensic collection end to end through
+# LiveResponseHook. Evidence lands in ./evidence (or the folder given as the first argument).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_env.sh
