@@ -1,7 +1,13 @@
 """LiveResponseAsyncHook: the read and cancel calls of the MDE API for triggers, on aiohttp.
 
-Same connection, token provider, retry policy and errors as :class:`LiveResponseHook`; the connection is
-read with ``aget_connection`` and msal runs in a worker thread, so nothing blocks the triggerer's event loop.
+Same connection, token provider, call protocol (:mod:`~airflow_provider_liveresponse.hooks.protocol`), OData
+paging (:mod:`~airflow_provider_liveresponse.hooks.odata`) and errors as :class:`LiveResponseHook`; the
+connection is read with ``aget_connection`` and msal runs in a worker thread, so nothing blocks the triggerer's
+event loop.
+
+It is not built on :class:`~airflow.providers.http.hooks.http.HttpAsyncHook`: that hook sends a connection's
+login as Basic auth and its extras as headers (here they are Entra credentials, a certificate among them), binds
+a session to one method, and retries with tenacity on top of its caller; this one needs none of that.
 """
 
 from __future__ import annotations
@@ -14,28 +20,22 @@ from urllib.parse import quote, urlsplit
 
 from airflow.sdk import BaseHook
 
+from airflow_provider_liveresponse import validation
 from airflow_provider_liveresponse.auth import token_provider_for
 from airflow_provider_liveresponse.connection import ConnectionSettings
 from airflow_provider_liveresponse.constants import CONN_TYPE, DEFAULT_CONN_ID, HOOK_NAME, USER_AGENT
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError
-from airflow_provider_liveresponse.hooks.live_response import validate_action_id
-from airflow_provider_liveresponse.hooks.responses import entity, items, json_object, next_link
-from airflow_provider_liveresponse.hooks.retry_policy import (
-    TRANSIENT_STATUSES,
-    RetryPolicy,
-    RetryState,
-    api_error,
-    parse_retry_after,
-)
+from airflow_provider_liveresponse.hooks import odata
+from airflow_provider_liveresponse.hooks.protocol import Action, Answer, Call, CallProtocol, NoAnswer
+from airflow_provider_liveresponse.hooks.responses import already_ended, entity
+from airflow_provider_liveresponse.hooks.retry_policy import RetryPolicy
 from airflow_provider_liveresponse.models import MachineAction
 from airflow_provider_liveresponse.secrets import mask
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     import aiohttp
-
-    from airflow_provider_liveresponse.auth import TokenProvider
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,11 @@ class LiveResponseAsyncHook(BaseHook):
     """Async counterpart of :class:`LiveResponseHook` for triggers: get, list and cancel machine actions.
 
     :param mde_conn_id: the ``mde_live_response`` connection.
+    :param timeout: total seconds for one request.
     :param max_retry_wait: total seconds one call may wait between retries.
     :param max_throttle_wait: seconds of that budget one call may spend on 429s (None: all of it; 0: raise at once).
     :param max_attempts: attempts for transient errors.
-    :param timeout: total seconds for one request.
+    :param sleep: how the hook waits between attempts (tests hand in one that does not sleep).
     """
 
     conn_name_attr = "mde_conn_id"
@@ -59,17 +60,19 @@ class LiveResponseAsyncHook(BaseHook):
         self,
         mde_conn_id: str = DEFAULT_CONN_ID,
         *,
+        timeout: float = 120.0,
         max_retry_wait: float = 600.0,
         max_throttle_wait: float | None = None,
         max_attempts: int = 6,
-        timeout: float = 120.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        super().__init__()
-        self.mde_conn_id = mde_conn_id
+        self.timeout = validation.duration(timeout, "timeout")
         self.retry_policy = RetryPolicy(
             max_retry_wait=max_retry_wait, max_throttle_wait=max_throttle_wait, max_attempts=max_attempts
         )
-        self.timeout = timeout
+        super().__init__()
+        self.mde_conn_id = mde_conn_id
+        self._sleep = sleep
         self._settings: ConnectionSettings | None = None
         self._ssl: ssl.SSLContext | None = None
         self.calls = 0
@@ -91,77 +94,55 @@ class LiveResponseAsyncHook(BaseHook):
             self._ssl = ssl.create_default_context(cafile=settings.ca_bundle)
         return self._ssl
 
-    async def _tokens(self) -> TokenProvider:
-        return token_provider_for(await self.settings())
-
     async def _request(
         self,
         method: str,
         path: str,
-        *,
         what: str,
+        *,
         params: dict[str, Any] | None = None,
         json_body: Any = None,
         ok: Sequence[int] = (200,),
         action_id: str | None = None,
+        machine_id: str | None = None,
     ) -> dict[str, Any]:
-        """One API call with auth, 401 refresh, 429 and transient retries; returns the parsed JSON object."""
+        """One API call through the call protocol; returns the answer's JSON object."""
         import aiohttp
 
         settings = await self.settings()
-        tokens = await self._tokens()
-        url = path if path.startswith("https://") else f"{settings.api_url}/{path.lstrip('/')}"
-        shown_path = urlsplit(url).path
-        state = RetryState(self.retry_policy)
-        refreshed = False
+        tokens = token_provider_for(settings)
+        url = odata.api_url(settings.api_url, path)
+        call = Call(what, method, urlsplit(url).path, frozenset(ok), True, action_id, machine_id)
+        protocol = CallProtocol(call, self.retry_policy)
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         async with aiohttp.ClientSession(timeout=timeout, headers={"User-Agent": USER_AGENT}) as session:
             while True:
                 token = await asyncio.to_thread(tokens.token)
-                try:
-                    status, headers, body = await self._send(
-                        session, method, url, token, params, json_body, self._ssl_context(settings)
-                    )
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    await self._wait_transient(state, type(exc).__name__, what, method, shown_path, action_id)
-                    continue
-                if status in ok:
-                    try:
-                        payload = _loads(body)
-                    except ValueError:
-                        raise LiveResponseApiError(
-                            f"{what}: MDE answered HTTP {status} with a body that is not JSON; rerun later",
-                            status=status,
-                            method=method,
-                            path=shown_path,
-                            action_id=action_id,
-                        ) from None
-                    return json_object(payload, what, status=status, path=shown_path)
-                if status == 401 and not refreshed:
+                sending = self._send(session, method, url, token, params, json_body, self._ssl_context(settings))
+                outcome = await self._attempt(sending)
+                step = protocol.decide(outcome)
+                if step.action is Action.RETURN and isinstance(outcome, Answer):
+                    return call.payload(outcome)
+                step.log()
+                if step.action is Action.RENEW_TOKEN:
                     tokens.invalidate(token)
-                    refreshed = True
-                    continue
-                if status == 429:
-                    retry_after = parse_retry_after(headers.get("Retry-After"))
-                    delay = state.wait_for_throttle(retry_after)
-                    if delay is not None:
-                        log.warning("MDE throttled %s %s (429); waiting %.1f s", method, shown_path, delay)
-                        await asyncio.sleep(delay)
-                        continue
-                elif status in TRANSIENT_STATUSES:
-                    await self._wait_transient(
-                        state, f"HTTP {status}", what, method, shown_path, action_id, status, headers, body
-                    )
-                    continue
-                raise api_error(
-                    f"{what} failed",
-                    status=status,
-                    body=body,
-                    headers=headers,
-                    method=method,
-                    path=shown_path,
-                    action_id=action_id,
-                )
+                elif step.action is Action.WAIT:
+                    await self._sleep(step.seconds)
+                else:
+                    step.raise_error()
+
+    @staticmethod
+    async def _attempt(sending: Awaitable[tuple[int, dict[str, str], bytes]]) -> Answer | NoAnswer:
+        """The outcome of one :meth:`_send`: its answer, or why there was none."""
+        import aiohttp
+
+        try:
+            status, headers, body = await sending
+        except TimeoutError:
+            return NoAnswer(NoAnswer.TIMEOUT)
+        except aiohttp.ClientError:
+            return NoAnswer(NoAnswer.CONNECTION)
+        return Answer(status, headers, body)
 
     async def _send(
         self,
@@ -185,96 +166,40 @@ class LiveResponseAsyncHook(BaseHook):
             body = await response.read()
             return response.status, dict(response.headers), body
 
-    async def _wait_transient(
-        self,
-        state: RetryState,
-        reason: str,
-        what: str,
-        method: str,
-        path: str,
-        action_id: str | None,
-        status: int | None = None,
-        headers: dict[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> None:
-        delay = state.wait_for_transient(reason)
-        if delay is None:
-            if status is not None:
-                raise api_error(
-                    f"{what} kept failing after {state.transient_attempts} attempts",
-                    status=status,
-                    body=body,
-                    headers=headers or {},
-                    method=method,
-                    path=path,
-                    action_id=action_id,
-                )
-            raise LiveResponseApiError(
-                f"{what} failed: MDE did not answer ({reason}) after {state.transient_attempts} attempts. What to "
-                "do: rerun the task later; if it persists, check the network path to the connection's api_url",
-                method=method,
-                path=path,
-                action_id=action_id,
-            )
-        log.warning("%s %s failed (%s); retrying in %.1f s", method, path, reason, delay)
-        await asyncio.sleep(delay)
-
     async def get_machine_action(self, action_id: str) -> MachineAction:
         """The machine action ``action_id``."""
-        action_id = validate_action_id(action_id)
-        data = await self._request(
-            "GET",
-            f"api/machineactions/{quote(action_id)}",
-            what=f"Reading machine action {action_id}",
-            action_id=action_id,
-        )
-        return entity(MachineAction, data, f"Reading machine action {action_id}", action_id=action_id)
+        action_id = validation.action_id(action_id)
+        what = f"Reading machine action {action_id}"
+        data = await self._request("GET", f"api/machineactions/{quote(action_id)}", what=what, action_id=action_id)
+        return entity(MachineAction, data, what, action_id=action_id)
 
     async def get_machine_actions(self, action_ids: Sequence[str]) -> dict[str, MachineAction]:
         """Several machine actions in as few calls as possible (``id in (...)``, paged)."""
-        ids = [validate_action_id(a, "action_ids[]") for a in dict.fromkeys(action_ids)]
+        ids = [validation.action_id(a, "action_ids[]") for a in dict.fromkeys(action_ids)]
+        base = (await self.settings()).api_url
+        what = "Listing machine actions"
         found: dict[str, MachineAction] = {}
-        for start in range(0, len(ids), 100):
-            batch = ids[start : start + 100]
-            quoted = ", ".join("'" + a.replace("'", "''") + "'" for a in batch)
-            url: str = "api/machineactions"
-            params: dict[str, Any] | None = {"$filter": f"id in ({quoted})", "$top": len(batch)}
-            while True:
-                what = "Reading machine actions"
-                payload = await self._request("GET", url, what=what, params=params)
-                for item in items(payload, what):
+        for batch in odata.batches(ids):
+            pages = odata.Pages("api/machineactions", odata.query([odata.ids_in(batch)], len(batch)), what)
+            while pages.url:
+                payload = await self._request("GET", pages.url, what=what, params=pages.params)
+                for item in pages.read(payload, base):
                     action = entity(MachineAction, item, what)
                     found[action.id] = action
-                link = next_link(payload, what)
-                if not link:
-                    break
-                url, params = await self._same_host(link), None
         return found
 
-    async def _same_host(self, link: str) -> str:
-        api = urlsplit((await self.settings()).api_url)
-        target = urlsplit(link)
-        if (target.scheme, target.netloc) != (api.scheme, api.netloc):
-            raise LiveResponseApiError(
-                f"MDE's paging link points at another host ({target.netloc}); refusing to send the token there"
-            )
-        return link
-
     async def cancel_machine_action(self, action_id: str, comment: str) -> MachineAction:
-        """Cancel a pending or running action."""
-        action_id = validate_action_id(action_id)
-        data = await self._request(
-            "POST",
-            f"api/machineactions/{quote(action_id)}/cancel",
-            what=f"Cancelling machine action {action_id}",
-            json_body={"Comment": comment},
-            ok=(200, 201),
-            action_id=action_id,
-        )
-        return entity(MachineAction, data, f"Cancelling machine action {action_id}", action_id=action_id)
-
-
-def _loads(body: bytes) -> Any:
-    import json
-
-    return json.loads(body)
+        """Cancel a pending or running action; cancelling an action that already ended is not an error."""
+        action_id = validation.action_id(action_id)
+        comment = validation.text(comment, "comment", hint="why the action is cancelled (audit trail)")
+        what = f"Cancelling machine action {action_id}"
+        path = f"api/machineactions/{quote(action_id)}/cancel"
+        try:
+            data = await self._request(
+                "POST", path, what=what, json_body={"Comment": comment}, ok=(200, 201), action_id=action_id
+            )
+        except LiveResponseApiError as exc:
+            if exc.status != 400:
+                raise
+            return already_ended(exc, await self.get_machine_action(action_id))
+        return entity(MachineAction, data, what, action_id=action_id)

@@ -7,24 +7,42 @@ names the call, never a bare pydantic, type or attribute error.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import logging
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError
 
+if TYPE_CHECKING:
+    from airflow_provider_liveresponse.models import MachineAction
+
 M = TypeVar("M", bound=BaseModel)
+
+log = logging.getLogger(__name__)
 
 _RERUN = "rerun the task; if it persists, check the connection's api_url (a proxy may answer in MDE's place)"
 
 
-def json_object(payload: Any, what: str, *, status: int | None = None, path: str | None = None) -> dict[str, Any]:
-    """``payload`` if it is a JSON object, else a clear error."""
+def json_object(
+    payload: Any,
+    what: str,
+    *,
+    status: int | None = None,
+    path: str | None = None,
+    method: str | None = None,
+    action_id: str | None = None,
+    machine_id: str | None = None,
+) -> dict[str, Any]:
+    """``payload`` if it is a JSON object, else a clear error naming the call."""
     if not isinstance(payload, dict):
         raise LiveResponseApiError(
             f"{what}: MDE answered with JSON that is not an object (a {type(payload).__name__}); {_RERUN}",
             status=status,
             path=path,
+            method=method,
+            action_id=action_id,
+            machine_id=machine_id,
         )
     return payload
 
@@ -66,3 +84,11 @@ def entity(model: type[M], data: Any, what: str, *, action_id: str | None = None
             action_id=action_id,
             machine_id=machine_id,
         ) from None
+
+
+def already_ended(refusal: LiveResponseApiError, current: MachineAction) -> MachineAction:
+    """``current`` when MDE refused to cancel it because it had already ended; else the refusal is raised."""
+    if not current.is_terminal:
+        raise refusal
+    log.info("Action %s had already ended (%s); nothing to cancel", current.id, current.status)
+    return current

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_liveresponse import validation
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError
 from airflow_provider_liveresponse.models import ApiErrorBody
 
@@ -27,7 +28,11 @@ TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounds on retrying one API call: attempts, the total wait, and the backoff curve."""
+    """Bounds on retrying one API call: attempts, the total wait, and the backoff curve.
+
+    Every field is checked when the policy is made (durations may be numbers of seconds or timedeltas): a NaN
+    budget would make every ``waited > budget`` comparison false and wait out 429s forever.
+    """
 
     #: Total seconds one call may spend waiting between attempts (429 and transient errors together).
     max_retry_wait: float = 600.0
@@ -38,6 +43,19 @@ class RetryPolicy:
     max_attempts: int = 6
     backoff_base: float = 1.0
     backoff_max: float = 60.0
+
+    def __post_init__(self) -> None:
+        checked = {
+            "max_retry_wait": validation.duration(self.max_retry_wait, "max_retry_wait"),
+            "max_throttle_wait": validation.optional_duration(
+                self.max_throttle_wait, "max_throttle_wait", zero_allowed=True
+            ),
+            "max_attempts": validation.count(self.max_attempts, "max_attempts"),
+            "backoff_base": validation.duration(self.backoff_base, "backoff_base"),
+            "backoff_max": validation.duration(self.backoff_max, "backoff_max"),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # frozen: normalise (a timedelta becomes seconds) once, here
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter for the ``attempt``-th retry (1-based)."""

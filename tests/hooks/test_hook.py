@@ -461,7 +461,7 @@ def test_find_machines_by_name_and_tag(hook: LiveResponseHook) -> None:
         (lambda h: h.run_live_response(WS1, [RunScript("a.ps1")], " "), "comment is empty"),
         (lambda h: h.run_live_response(WS1, [RunScript("a.ps1")], "c", marker="x"), "marker"),
         (lambda h: h.get_machine_action("../etc"), "not an MDE machine action id"),
-        (lambda h: h.get_result_download_link("7c1d4ea0-5b0e-4a34", -1), "index -1"),
+        (lambda h: h.get_result_download_link("7c1d4ea0-5b0e-4a34", -1), "index must be a whole number"),
         (lambda h: h.cancel_machine_action("7c1d4ea0-5b0e-4a34", ""), "comment is empty"),
         (lambda h: h.find_machines(), "at least one filter"),
         (lambda h: h.upload_library_file(b"x" * (20 * 1024 * 1024 + 1), file_name="big.ps1"), "at most"),
