@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import (
     AfterValidator,
@@ -22,6 +22,9 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def _ensure_utc(value: datetime) -> datetime:
@@ -412,8 +415,9 @@ class MachineAction(_ApiModel):
         }
 
 
-def describe_outcome(action: MachineAction) -> tuple[str, str]:
-    """The event status and a responder-ready message for an ended action."""
+def describe_outcome(action: MachineAction, details: Sequence[str] = ()) -> tuple[str, str]:
+    """The event status and a responder-ready message for an ended action; ``details`` (the script failures of
+    :func:`airflow_provider_liveresponse.outcome.script_failures`) go before what to do."""
     where = f"action {action.id} on machine {action.machine_id} ({action.computer_dns_name or 'unknown host'})"
     if action.status == ActionStatus.SUCCEEDED and not action.failed_commands:
         return "success", f"Live response {where} succeeded"
@@ -426,6 +430,7 @@ def describe_outcome(action: MachineAction) -> tuple[str, str]:
     if not_run:
         listed = ", ".join(f"{c.index} ({c.type} {c.command.target})" for c in not_run)
         parts.append(f"commands not run: {listed}")
+    parts.extend(details)
     if action.status == ActionStatus.TIMEOUT:
         parts.append(
             "What to do: MDE gave up because the device stayed offline past the queue limit or a script ran "

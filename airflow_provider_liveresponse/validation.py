@@ -132,6 +132,27 @@ def conn_id(value: Any, field: str = "mde_conn_id") -> str:
     return text(value, field, hint="the id of an Airflow connection of type mde_live_response")
 
 
+def optional_flag(value: Any, field: str) -> bool | None:
+    """:func:`flag`, or None when ``value`` is None (the default is decided elsewhere)."""
+    return None if value is None else flag(value, field)
+
+
+def timestamp(value: Any, field: str) -> float:
+    """A point in time as UNIX seconds (a finite number; a deadline, say)."""
+    if not _is_number(value):
+        raise LiveResponseParameterTypeError(
+            f"{field} must be a UNIX timestamp in seconds (a number), got {value!r} ({type(value).__name__})"
+        )
+    if not math.isfinite(value):
+        raise LiveResponseConfigError(f"{field} must be a finite UNIX timestamp in seconds; got {value!r}")
+    return float(value)
+
+
+def optional_timestamp(value: Any, field: str) -> float | None:
+    """:func:`timestamp`, or None when ``value`` is None (no deadline)."""
+    return None if value is None else timestamp(value, field)
+
+
 __all__ = [
     "action_id",
     "choice",
@@ -141,6 +162,9 @@ __all__ = [
     "flag",
     "machine_id",
     "optional_duration",
+    "optional_flag",
     "optional_text",
+    "optional_timestamp",
     "text",
+    "timestamp",
 ]

@@ -7,15 +7,18 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_liveresponse import validation
 from airflow_provider_liveresponse.constants import DEFAULT_CONN_ID, LIBRARY_FILE_MAX_BYTES
+from airflow_provider_liveresponse.operators.base import DEFAULT_MAX_RETRY_WAIT, LiveResponseHookMixin
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import timedelta
 
     from airflow.sdk import Context
 
 
-class LiveResponseLibraryUploadOperator(BaseOperator):
+class LiveResponseLibraryUploadOperator(BaseOperator, LiveResponseHookMixin):
     """Upload a local or object-storage file to the MDE live-response library (at most 20 MB).
 
     Safe to rerun: when the library already holds a file of that name with the same SHA-256, nothing is
@@ -32,6 +35,7 @@ class LiveResponseLibraryUploadOperator(BaseOperator):
         is given).
     :param override_if_exists: replace a library file of the same name with different content.
     :param mde_conn_id: the ``mde_live_response`` connection.
+    :param max_retry_wait: seconds one API call may wait out 429s and transient errors.
     """
 
     template_fields: Sequence[str] = ("source", "file_name", "description", "parameters_description")
@@ -47,6 +51,7 @@ class LiveResponseLibraryUploadOperator(BaseOperator):
         has_parameters: bool | None = None,
         override_if_exists: bool = False,
         mde_conn_id: str = DEFAULT_CONN_ID,
+        max_retry_wait: float | timedelta = DEFAULT_MAX_RETRY_WAIT,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -54,9 +59,21 @@ class LiveResponseLibraryUploadOperator(BaseOperator):
         self.file_name = file_name
         self.description = description
         self.parameters_description = parameters_description
-        self.has_parameters = has_parameters
-        self.override_if_exists = override_if_exists
-        self.mde_conn_id = mde_conn_id
+        self.has_parameters = validation.optional_flag(has_parameters, "has_parameters")
+        self.override_if_exists = validation.flag(override_if_exists, "override_if_exists")
+        self._set_connection(mde_conn_id, max_retry_wait)
+
+    def _texts(self) -> tuple[str | None, str | None]:
+        """The rendered description and parameters description, checked before any API call."""
+        from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
+
+        try:
+            return (
+                validation.optional_text(self.description, "description", empty_allowed=True),
+                validation.optional_text(self.parameters_description, "parameters_description", empty_allowed=True),
+            )
+        except LiveResponseConfigError as exc:
+            raise type(exc)(f"Task {self.task_id}: {exc}") from None
 
     def _read_source(self) -> tuple[bytes, str]:
         """The file's bytes and its library name; errors name the field and the fix."""
@@ -81,11 +98,13 @@ class LiveResponseLibraryUploadOperator(BaseOperator):
             raise LiveResponseConfigError(
                 f"Task {self.task_id}: source {source!r} is neither a path nor a storage URL / ObjectStoragePath"
             )
-        name = self.file_name or path.name
+        name = path.name if self.file_name in (None, "") else self.file_name
         try:
+            validation.text(name, "file_name", hint="the file's name in the live-response library")
             check_library_file_name("file_name", name)
-        except ValueError as exc:
-            raise LiveResponseConfigError(f"Task {self.task_id}: {exc}") from None
+        except ValueError as exc:  # LiveResponseConfigError and its TypeError subclass keep their class
+            kind = type(exc) if isinstance(exc, LiveResponseConfigError) else LiveResponseConfigError
+            raise kind(f"Task {self.task_id}: {exc}") from None
         try:
             if not path.is_file():
                 raise LiveResponseConfigError(
@@ -107,11 +126,11 @@ class LiveResponseLibraryUploadOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
-        from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
 
+        description, parameters_description = self._texts()
         content, name = self._read_source()
         digest = hashlib.sha256(content).hexdigest()
-        hook = LiveResponseHook(self.mde_conn_id)
+        hook = self._hook()
         existing = next((f for f in hook.list_library_files() if f.file_name.lower() == name.lower()), None)
         if existing is not None and (existing.sha256 or "").lower() == digest:
             self.log.info(
@@ -128,8 +147,8 @@ class LiveResponseLibraryUploadOperator(BaseOperator):
         uploaded = hook.upload_library_file(
             content,
             file_name=name,
-            description=self.description,
-            parameters_description=self.parameters_description,
+            description=description,
+            parameters_description=parameters_description,
             has_parameters=self.has_parameters,
             override_if_exists=existing is not None,
         )

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import conf
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_provider_liveresponse import validation
 from airflow_provider_liveresponse.constants import DEFAULT_CONN_ID
+from airflow_provider_liveresponse.operators.base import (
+    DEFAULT_MAX_RETRY_WAIT,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_TIMEOUT,
+    LiveResponseHookMixin,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -19,14 +26,35 @@ if TYPE_CHECKING:
     from airflow_provider_liveresponse.models import MachineAction
 
 
-class MachineActionSensor(BaseSensorOperator):
+def poll_interval_of(poll_interval: Any, poke_interval: Any) -> float:
+    """The sensor's interval in seconds, from ``poll_interval`` (the provider's name) or ``poke_interval``
+    (BaseSensorOperator's), never both."""
+    from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
+
+    if poll_interval is not None and poke_interval is not None:
+        raise LiveResponseConfigError(
+            f"give poll_interval or poke_interval, not both (got poll_interval={poll_interval!r}, "
+            f"poke_interval={poke_interval!r}; poke_interval may come from the DAG's default_args): they are one "
+            "setting, the seconds between status reads"
+        )
+    if poke_interval is not None:
+        return validation.duration(poke_interval, "poke_interval")
+    return validation.duration(DEFAULT_POLL_INTERVAL if poll_interval is None else poll_interval, "poll_interval")
+
+
+class MachineActionSensor(BaseSensorOperator, LiveResponseHookMixin):
     """Wait for a machine action to end: succeed on Succeeded, fail clearly on Failed, TimeOut or Cancelled.
 
-    Returns the final action's summary through XCom.
+    Returns the final action's summary through XCom. A failed action is described as LiveResponseOperator
+    describes it, a RunScript's exit code and first error line included.
 
     :param action_id: the machine action (templated; typically ``LiveResponseOperator``'s XCom ``action_id``).
     :param mde_conn_id: the ``mde_live_response`` connection.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
+    :param poll_interval: seconds between status reads (default 30); ``poke_interval``, BaseSensorOperator's name
+        for it, is accepted too (give one of them).
+    :param timeout: how long to wait for the action to end (default: MDE's 3-day queue plus an hour).
+    :param max_retry_wait: seconds one API call may wait out 429s and transient errors.
     """
 
     template_fields: Sequence[str] = ("action_id",)
@@ -37,29 +65,33 @@ class MachineActionSensor(BaseSensorOperator):
         action_id: str,
         mde_conn_id: str = DEFAULT_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        poke_interval: float = 30.0,
-        timeout: float = 3 * 24 * 3600 + 3600,
+        poll_interval: float | timedelta | None = None,
+        timeout: float | timedelta = DEFAULT_TIMEOUT,
+        max_retry_wait: float | timedelta = DEFAULT_MAX_RETRY_WAIT,
+        poke_interval: float | timedelta | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(poke_interval=poke_interval, timeout=timeout, **kwargs)
+        interval = poll_interval_of(poll_interval, poke_interval)
+        seconds = validation.duration(timeout, "timeout")
+        super().__init__(poke_interval=interval, timeout=seconds, **kwargs)
         self.action_id = action_id
-        self.mde_conn_id = mde_conn_id
-        self.deferrable = deferrable
+        self.poll_interval = interval
+        self.deferrable = validation.flag(deferrable, "deferrable")
+        self._set_connection(mde_conn_id, max_retry_wait)
 
     def _read(self) -> MachineAction:
-        from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook, validate_action_id
+        from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
 
-        return LiveResponseHook(self.mde_conn_id).get_machine_action(validate_action_id(self.action_id))
+        try:
+            action_id = validation.action_id(self.action_id)
+        except LiveResponseConfigError as exc:
+            raise LiveResponseConfigError(f"Task {self.task_id}: {exc}") from None
+        return self._hook().get_machine_action(action_id)
 
     def _done(self, action: MachineAction) -> dict[str, Any]:
-        from airflow_provider_liveresponse.exceptions import LiveResponseError
-        from airflow_provider_liveresponse.models import describe_outcome
+        from airflow_provider_liveresponse.outcome import finish
 
-        status, message = describe_outcome(action)
-        if status != "success":
-            raise LiveResponseError(message)
-        self.log.info("%s", message)
-        return action.summary()
+        return finish(self._hook(), action, self.log)
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
         action = self._read()
@@ -78,21 +110,14 @@ class MachineActionSensor(BaseSensorOperator):
 
         self.defer(
             trigger=MachineActionTrigger(
-                action.id, self.mde_conn_id, float(self.poke_interval), end_time=time.time() + float(self.timeout)
+                action.id, self.mde_conn_id, self.poll_interval, end_time=time.time() + float(self.timeout)
             ),
             method_name="execute_complete",
             timeout=timedelta(seconds=float(self.timeout) + 600),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        """Back from the trigger."""
-        from airflow_provider_liveresponse.exceptions import LiveResponseError
-        from airflow_provider_liveresponse.models import MachineAction
+        """Back from the trigger: the same completion path as LiveResponseOperator's."""
+        from airflow_provider_liveresponse.outcome import action_from_event
 
-        if not event or event.get("status") not in ("success", "error", "timeout"):
-            raise LiveResponseError(f"Task {self.task_id}: the trigger sent an unexpected event {event!r}")
-        if event["status"] == "timeout":
-            raise TimeoutError(event.get("message"))
-        if event.get("action") is None:
-            raise LiveResponseError(event.get("message"))
-        return self._done(MachineAction.model_validate(event["action"]))
+        return self._done(action_from_event(event, self.task_id))

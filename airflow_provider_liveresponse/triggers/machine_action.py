@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_liveresponse import validation
 from airflow_provider_liveresponse.constants import DEFAULT_CONN_ID
+from airflow_provider_liveresponse.hooks.action_workflow import PROGRESS_EVERY
 from airflow_provider_liveresponse.models import MachineAction, describe_outcome
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-
-#: Log a long wait's state and elapsed time at most this often (and on every change).
-PROGRESS_EVERY = 300.0
 
 
 class MachineActionTrigger(BaseTrigger):
@@ -34,6 +33,10 @@ class MachineActionTrigger(BaseTrigger):
     :param end_time: a UNIX timestamp after which the trigger reports ``timeout``; None waits forever.
     :param cancel_on_kill: on Airflow 3.3+, cancel the action in MDE when a user kills the deferred task
         (mark failed / success, clear); never on a triggerer restart.
+
+    Every argument is checked here, so a bad one fails in the task that defers, naming it. ``serialize()``
+    keeps the keys ``action_id``, ``mde_conn_id``, ``poll_interval``, ``end_time`` and ``cancel_on_kill``: a
+    trigger row written by an earlier release still loads.
     """
 
     def __init__(
@@ -45,11 +48,11 @@ class MachineActionTrigger(BaseTrigger):
         cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call,unused-ignore]
-        self.action_id = action_id
-        self.mde_conn_id = mde_conn_id
-        self.poll_interval = poll_interval
-        self.end_time = end_time
-        self.cancel_on_kill = cancel_on_kill
+        self.action_id = validation.action_id(action_id)
+        self.mde_conn_id = validation.conn_id(mde_conn_id)
+        self.poll_interval = validation.duration(poll_interval, "poll_interval")
+        self.end_time = validation.optional_timestamp(end_time, "end_time")
+        self.cancel_on_kill = validation.flag(cancel_on_kill, "cancel_on_kill")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (

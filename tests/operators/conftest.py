@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_provider_liveresponse.auth import reset_token_providers
 from tests.dag_runner import DagRunner
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 @pytest.fixture
@@ -28,3 +31,16 @@ def dags(airflow_db: Path) -> Any:
     yield runner
     for path in runner.files:
         path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def task_output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Callable[[], str]:
+    """``task_output()``: what the task logged so far, through Airflow's task log (stdout/stderr) and through the
+    standard loggers of the provider's modules (the hook's decisions: reattach, throttling)."""
+
+    def read() -> str:
+        text = "".join(capsys.readouterr()) + caplog.text
+        caplog.clear()
+        return text
+
+    return read

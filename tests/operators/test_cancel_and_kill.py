@@ -59,42 +59,6 @@ def test_a_cancelled_action_fails_the_task_clearly(
     assert "ended Cancelled" in text
 
 
-@pytest.mark.parametrize("deferrable", [True, False])
-def test_the_sensor_fails_clearly_on_a_cancelled_action(
-    simulator: Simulator, sim_conn: str, dags: Any, capsys: pytest.CaptureFixture[str], deferrable: bool
-) -> None:
-    hook = LiveResponseHook(sim_conn)
-    action = hook.run_live_response(WS1, [RunScript("sleep.ps1", args="300")], "to be cancelled")
-    hook.cancel_machine_action(action.id, "analyst: not needed")
-    run = dags.run(
-        f"""
-        MachineActionSensor(
-            task_id="wait", action_id="{action.id}", poke_interval=0.2, deferrable={deferrable}
-        )
-        """
-    )
-    assert dags.states(run) == {("wait", -1): "failed"}
-    assert "ended Cancelled" in "".join(capsys.readouterr())
-
-
-def test_the_sensor_in_reschedule_mode_fails_clearly_on_a_timed_out_action(
-    simulator: Simulator, sim_conn: str, dags: Any, capsys: pytest.CaptureFixture[str]
-) -> None:
-    simulator.state.set_limits(queue_seconds=30)
-    action = LiveResponseHook(sim_conn).run_live_response(
-        device_id("laptop-0003.contoso.local"), [RunScript("triage.ps1")], "offline device"
-    )
-    run = dags.run(
-        f"""
-        MachineActionSensor(task_id="wait", action_id="{action.id}", poke_interval=0.2, mode="reschedule")
-        """
-    )
-    assert dags.states(run) == {("wait", -1): "failed"}
-    text = "".join(capsys.readouterr())
-    assert "ended TimeOut" in text
-    assert "device stayed offline" in text
-
-
 def _operator(**kwargs: Any) -> LiveResponseOperator:
     return LiveResponseOperator(task_id="collect", machine_id=WS1, commands=[RunScript("triage.ps1")], **kwargs)
 
@@ -137,7 +101,7 @@ def test_the_operator_defers_with_cancel_on_kill(simulator: Simulator, sim_conn:
     action = LiveResponseHook(sim_conn).run_live_response(WS1, [RunScript("sleep.ps1", args="300")], "deferred")
     operator = _operator(deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
-        operator._wait({}, LiveResponseHook(sim_conn), action, time.time() + 60)  # type: ignore[arg-type]
+        operator._wait(action, time.time() + 60)
     trigger = deferred.value.trigger
     assert isinstance(trigger, MachineActionTrigger)
     assert trigger.cancel_on_kill is True

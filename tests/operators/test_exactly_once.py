@@ -12,7 +12,7 @@ from packaging.version import Version
 from airflow_provider_liveresponse.simulator.fleet import device_id
 
 if TYPE_CHECKING:
-    import pytest
+    from collections.abc import Callable
 
     from airflow_provider_liveresponse.simulator import Simulator
 
@@ -46,7 +46,7 @@ LiveResponseOperator(
 
 
 def test_a_worker_killed_after_submit_is_reattached_by_the_next_run_of_the_task(
-    simulator: Simulator, sim_conn: str, dags: Any, capsys: pytest.CaptureFixture[str]
+    simulator: Simulator, sim_conn: str, dags: Any, task_output: Callable[[], str]
 ) -> None:
     path = dags.write(COLLECT)
     worker = dags.run_in_subprocess(path, KILL_BEFORE_XCOM)
@@ -61,11 +61,11 @@ def test_a_worker_killed_after_submit_is_reattached_by_the_next_run_of_the_task(
     assert simulator.state.counters["actions_created"] == 1
     assert dags.xcom(run, "collect", "action_id") == first
     assert dags.xcom(run, "collect")["status"] == "Succeeded"
-    assert f"Reattaching to action {first}" in capsys.readouterr().out
+    assert f"Reattaching to action {first}" in task_output()
 
 
 def test_an_airflow_retry_after_a_failure_past_submit_reattaches(
-    simulator: Simulator, sim_conn: str, dags: Any, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+    simulator: Simulator, sim_conn: str, dags: Any, task_output: Callable[[], str], monkeypatch: Any
 ) -> None:
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
@@ -95,14 +95,14 @@ def test_an_airflow_retry_after_a_failure_past_submit_reattaches(
     assert dags.states(run) == {("collect", -1): "success"}
     assert simulator.state.counters["actions_created"] == 1
     assert dags.xcom(run, "collect", "action_id") == failures[0]
-    out = capsys.readouterr().out
+    out = task_output()
     how = "recorded by an earlier try" if HAS_TASK_STATE_STORE else "submitted by an earlier try"
     assert f"Reattaching to action {failures[0]}" in out
     assert how in out
 
 
 def test_a_retry_after_the_action_failed_submits_again(
-    simulator: Simulator, sim_conn: str, dags: Any, capsys: pytest.CaptureFixture[str]
+    simulator: Simulator, sim_conn: str, dags: Any, task_output: Callable[[], str]
 ) -> None:
     run = dags.run(
         f"""
@@ -123,7 +123,7 @@ def test_a_retry_after_the_action_failed_submits_again(
     comments = sorted(a.comment for a in simulator.state.actions.values())
     assert comments[0].endswith(".1]")
     assert comments[1].endswith(".2]")
-    assert "ended Failed: this retry runs the commands again" in capsys.readouterr().out
+    assert "ended Failed: this retry runs the commands again" in task_output()
 
 
 def test_a_lost_submit_answer_does_not_submit_twice(simulator: Simulator, sim_conn: str, dags: Any) -> None:

@@ -12,19 +12,16 @@ import pytest
 from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
 from airflow_provider_liveresponse.models import RunScript
 from airflow_provider_liveresponse.operators import live_response as live_response_module
-from airflow_provider_liveresponse.operators.live_response import LiveResponseOperator
+from airflow_provider_liveresponse.operators.live_response import LiveResponseOperator, _Deadlines
 from airflow_provider_liveresponse.simulator.fleet import device_id
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_provider_liveresponse.simulator import Simulator
 
 WS1 = device_id("ws-0001.contoso.local")
 HOSTS = [device_id(f"ws-{n:04d}.contoso.local") for n in range(140, 148)]
-
-
-def _output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> str:
-    """What the task logged: Airflow's task log (stdout/stderr) and the hook's records."""
-    return "".join(capsys.readouterr()) + caplog.text
 
 
 def _storm(simulator: Simulator) -> None:
@@ -44,8 +41,7 @@ def test_a_429_storm_ends_with_every_device_collected_once(
     simulator: Simulator,
     sim_conn: str,
     dags: Any,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    task_output: Callable[[], str],
     deferrable: bool,
     in_worker: float,
     monkeypatch: pytest.MonkeyPatch,
@@ -67,7 +63,7 @@ def test_a_429_storm_ends_with_every_device_collected_once(
     assert set(dags.states(run).values()) == {"success"}
     assert simulator.state.counters["actions_created"] == len(HOSTS)
     assert simulator.state.counters["throttled:runliveresponse"] >= 6
-    out = _output(capsys, caplog)
+    out = task_output()
     if deferrable and not in_worker:
         assert "deferring" in out
         assert "MDE throttled the call (429" in out
@@ -90,7 +86,7 @@ def test_a_throttle_deferral_lasts_at_least_15_seconds(
     )
     before = dt.datetime.now(dt.UTC)
     with pytest.raises(TaskDeferred) as deferred:
-        operator._defer_for_throttle(retry_after, time.time() + 3600, None)
+        operator._defer_for_throttle(retry_after, _Deadlines(time.time() + 3600))
     _, kwargs = deferred.value.trigger.serialize()
     assert abs((kwargs["moment"] - before).total_seconds() - expected) < 2
     assert deferred.value.method_name == "resume_submit"
@@ -100,8 +96,7 @@ def test_a_throttle_deferral_lasts_at_least_15_seconds(
 def test_a_busy_device_is_waited_for_then_collected(
     real_time_sim: Simulator,
     dags: Any,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    task_output: Callable[[], str],
     deferrable: bool,
 ) -> None:
     hook = LiveResponseHook()
@@ -130,7 +125,7 @@ def test_a_busy_device_is_waited_for_then_collected(
     )
     analyst.join(timeout=10)
     assert dags.states(run) == {("collect", -1): "success"}
-    assert f"is busy with action {other.id}" in _output(capsys, caplog)
+    assert f"is busy with action {other.id}" in task_output()
     assert real_time_sim.state.counters["actions_created"] == 2
     assert dags.xcom(run, "collect", "action_id") != other.id
 
@@ -140,8 +135,7 @@ def test_a_device_busy_past_busy_timeout_fails_naming_the_blocking_action(
     simulator: Simulator,
     sim_conn: str,
     dags: Any,
-    capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture,
+    task_output: Callable[[], str],
     deferrable: bool,
 ) -> None:
     other = LiveResponseHook(sim_conn).run_live_response(WS1, [RunScript("sleep.ps1", args="590")], "analyst session")
@@ -158,7 +152,7 @@ def test_a_device_busy_past_busy_timeout_fails_naming_the_blocking_action(
         """
     )
     assert dags.states(run) == {("collect", -1): "failed"}
-    out = _output(capsys, caplog)
+    out = task_output()
     assert f"stayed busy with another live-response session, action {other.id}" in out
     assert "analyst session" in out
     assert "cancel_stale_after" in out
@@ -221,7 +215,7 @@ def test_cancel_stale_after_leaves_a_young_session_alone(real_time_sim: Simulato
 
 
 def test_a_throttled_task_fails_clearly_past_its_retry_budget(
-    real_time_sim: Simulator, dags: Any, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+    real_time_sim: Simulator, dags: Any, task_output: Callable[[], str]
 ) -> None:
     real_time_sim.state.set_limits(run_calls_per_minute=1)
     LiveResponseHook().run_live_response(WS1, [RunScript("sleep.ps1", args="5")], "fills the minute")
@@ -237,6 +231,6 @@ def test_a_throttled_task_fails_clearly_past_its_retry_budget(
         """
     )
     assert dags.states(run) == {("collect", -1): "failed"}
-    out = _output(capsys, caplog)
+    out = task_output()
     assert "was throttled by MDE for longer than the retry budget" in out
     assert real_time_sim.state.counters["actions_created"] == 1

@@ -1,4 +1,4 @@
-"""LiveResponseOperator and MachineActionSensor in real DAG runs (dag.test) against the simulator."""
+"""LiveResponseOperator in real DAG runs (dag.test) against the simulator."""
 
 from __future__ import annotations
 
@@ -129,28 +129,6 @@ def test_bad_input_fails_before_any_call(simulator: Simulator, sim_conn: str, da
     assert dags.states(run) == {("collect", -1): "failed"}
     assert "did you mean 'Path'" in capsys.readouterr().out
     assert sum(v for k, v in simulator.state.counters.items() if k.startswith("calls:")) == 0
-
-
-def test_sensor_waits_for_an_action(simulator: Simulator, sim_conn: str, dags: Any) -> None:
-    run = dags.run(
-        f"""
-        submit = LiveResponseOperator(
-            task_id="submit",
-            machine_id="{WS1}",
-            commands=[RunScript("triage.ps1")],
-            wait_for_completion=False,
-        )
-        wait = MachineActionSensor(
-            task_id="wait",
-            action_id="{{{{ ti.xcom_pull(task_ids='submit', key='action_id') }}}}",
-            poke_interval=0.2,
-            deferrable=True,
-        )
-        submit >> wait
-        """
-    )
-    assert dags.states(run) == {("submit", -1): "success", ("wait", -1): "success"}
-    assert dags.xcom(run, "wait")["status"] == "Succeeded"
 
 
 def test_jinja_in_a_command_is_rendered(simulator: Simulator, sim_conn: str, dags: Any) -> None:

@@ -84,3 +84,27 @@ def test_ids() -> None:
     assert validation.action_id(" 7c1d4ea0-5b0e-4a34-9d3f-6b0a3c1e2f10 ") == "7c1d4ea0-5b0e-4a34-9d3f-6b0a3c1e2f10"
     with pytest.raises(LiveResponseConfigError, match="action_ids"):
         validation.action_id("x", "action_ids[]")
+
+
+def test_optional_flag_none_is_unset() -> None:
+    assert validation.optional_flag(None, "has_parameters") is None
+    assert validation.optional_flag(False, "has_parameters") is False
+    with pytest.raises(LiveResponseParameterTypeError, match="has_parameters"):
+        validation.optional_flag("no", "has_parameters")
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_timestamp_refuses_what_is_not_a_finite_time(bad: float) -> None:
+    with pytest.raises(LiveResponseConfigError, match="end_time"):
+        validation.timestamp(bad, "end_time")
+
+
+@pytest.mark.parametrize("bad", ["1900000000", True, [1]])
+def test_timestamp_refuses_non_numbers_as_a_type_error(bad: object) -> None:
+    with pytest.raises(LiveResponseParameterTypeError, match="deadline"):
+        validation.timestamp(bad, "deadline")
+
+
+def test_optional_timestamp_none_is_no_deadline() -> None:
+    assert validation.optional_timestamp(None, "end_time") is None
+    assert validation.optional_timestamp(1_900_000_000, "end_time") == 1_900_000_000.0
