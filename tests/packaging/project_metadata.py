@@ -104,9 +104,11 @@ class _Collector(ast.NodeVisitor):
             self.found.extend((module, line) for module in modules)
 
 
-def _local_names(folder: Path) -> set[str]:
-    """Modules a file in ``folder`` imports as top-level names (pytest puts test folders on sys.path)."""
-    return {path.stem for path in folder.glob("*.py")} | {path.name for path in folder.iterdir() if path.is_dir()}
+@cache
+def _helper_modules() -> frozenset[str]:
+    """The repository's own helper modules that tests import as top-level names (pytest puts each test folder on
+    sys.path): every module under tests/ and benchmarks/."""
+    return frozenset(path.stem for folder in ("tests", "benchmarks") for path in (ROOT / folder).rglob("*.py"))
 
 
 def third_party_imports(paths: list[Path]) -> list[Import]:
@@ -117,10 +119,9 @@ def third_party_imports(paths: list[Path]) -> list[Import]:
     for path in paths:
         collector = _Collector()
         collector.visit(ast.parse(path.read_text(), str(path)))
-        local = _local_names(path.parent)
         for module, line in collector.found:
             top = module.partition(".")[0]
-            if top in standard or top in first_party or top in local:
+            if top in standard or top in first_party or top in _helper_modules():
                 continue
             found.append(Import(module, path, line))
     return found

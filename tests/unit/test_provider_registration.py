@@ -109,8 +109,8 @@ def test_airflow_31_builds_the_form_from_the_hook() -> None:
 
 
 def test_every_registered_module_imports_without_msal_or_the_simulator() -> None:
-    """DAG files import operators constantly: the registered modules must not pull in msal, aiohttp or the
-    simulator at import time (checked in a fresh interpreter)."""
+    """DAG files import operators constantly: the registered modules must not pull in msal, aiohttp, requests
+    (the hooks' HTTP clients), the simulator or the test kit at import time (checked in a fresh interpreter)."""
     info = get_provider_info()
     modules = sorted(
         {m for section in ("operators", "sensors", "triggers") for e in info[section] for m in e["python-modules"]}
@@ -120,8 +120,8 @@ def test_every_registered_module_imports_without_msal_or_the_simulator() -> None
         "import importlib, sys\n"
         f"for name in {modules!r}:\n"
         "    importlib.import_module(name)\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('msal', 'aiohttp') "
-        "or m.startswith(('airflow_provider_liveresponse.simulator', 'airflow_provider_liveresponse.hooks')))\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('msal', 'aiohttp', 'requests') "
+        "or m.startswith(('airflow_provider_liveresponse.simulator', 'airflow_provider_liveresponse.testing')))\n"
         "print(','.join(heavy))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
