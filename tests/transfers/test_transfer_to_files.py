@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
-import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from transfer_helpers import WS1, md5_of, sha256_of
+from transfer_helpers import WS1, FakeClock, md5_of, sha256_of
 
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError, LiveResponseConfigError, LiveResponseError
 from airflow_provider_liveresponse.models import GetFile, RunScript
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from airflow_provider_liveresponse.simulator import Simulator
 
 MIB = 1024 * 1024
+ACTION_ID = "7c1d4ea0-5b0e-4a34-9d2e-000000000000"
 
 
 def sized(size: int) -> Any:
@@ -415,16 +417,64 @@ def test_hostile_device_paths_are_stored_safely_inside_the_action_folder(
         ({"max_resumes": -1}, "max_resumes"),
         ({"content_digests": False}, "content_digests=False applies only with keep_compressed=True"),
         ({"keep_compressed": "yes"}, "keep_compressed must be True or False"),
+        ({"overwrite": 1}, "overwrite must be True or False"),
+        ({"content_digests": None}, "content_digests must be True or False"),
+        ({"chunk_size": 64 * 1024.0}, "chunk_size must be a whole number"),
+        ({"max_resumes": True}, "max_resumes must be a whole number"),
+        ({"transcript_lines": -1}, "transcript_lines"),
+        ({"transcript_lines": True}, "transcript_lines must be a whole number"),
+        ({"progress_interval": 0}, "progress_interval"),
+        ({"progress_interval": math.inf}, "progress_interval"),
+        ({"progress_interval": "30"}, "progress_interval must be a number of seconds"),
+        ({"max_retry_wait": math.inf}, "max_retry_wait"),
+        ({"max_retry_wait": None}, "max_retry_wait must be a number of seconds"),
+        ({"mde_conn_id": ""}, "mde_conn_id is empty"),
+        ({"mde_conn_id": None}, "mde_conn_id must be text"),
+        ({"dest_conn_id": 5}, "dest_conn_id must be text"),
     ],
 )
 def test_bad_input_is_named_before_any_api_call(
     simulator: Simulator, transfer: Transfer, tmp_path: Path, kwargs: dict[str, Any], fragment: str
 ) -> None:
-    arguments = {"action_id": "7c1d4ea0-5b0e-4a34-9d2e-000000000000", "destination": tmp_path.as_uri(), **kwargs}
+    arguments = {"action_id": ACTION_ID, "destination": tmp_path.as_uri(), **kwargs}
     with pytest.raises(LiveResponseConfigError) as info:
         transfer.run(**arguments)
     assert fragment in str(info.value)
     assert api_calls(simulator) == 0
+
+
+def test_a_nan_progress_interval_is_refused_before_any_api_call(
+    simulator: Simulator, transfer: Transfer, tmp_path: Path
+) -> None:
+    # NaN passed the old "progress_interval <= 0" check: every comparison with NaN is false.
+    with pytest.raises(LiveResponseConfigError, match=r"Task copy_\w+: progress_interval must be a finite number"):
+        transfer.run(action_id=ACTION_ID, destination=tmp_path.as_uri(), progress_interval=math.nan)
+    assert api_calls(simulator) == 0
+
+
+@pytest.mark.parametrize("bad", [math.nan, -5])
+def test_a_nan_or_negative_max_retry_wait_is_refused_before_any_api_call(
+    simulator: Simulator, transfer: Transfer, tmp_path: Path, bad: float
+) -> None:
+    # With NaN, "waited + delay > max_retry_wait" is never true: a throttled call would wait forever.
+    with pytest.raises(LiveResponseConfigError, match="max_retry_wait must be a finite number of seconds"):
+        transfer.run(action_id=ACTION_ID, destination=tmp_path.as_uri(), max_retry_wait=bad)
+    assert api_calls(simulator) == 0
+
+
+def test_durations_may_be_timedeltas_and_reach_the_hook_as_seconds(tmp_path: Path) -> None:
+    from airflow_provider_liveresponse.transfers.live_response_to_object_storage import (
+        LiveResponseToObjectStorageOperator,
+    )
+
+    operator = LiveResponseToObjectStorageOperator(
+        task_id="copy",
+        action_id=ACTION_ID,
+        destination=tmp_path.as_uri(),
+        max_retry_wait=timedelta(minutes=5),
+        progress_interval=timedelta(seconds=45),
+    )
+    assert operator._hook().retry_policy.max_retry_wait == 300.0
 
 
 def test_an_action_still_running_is_refused(actions: Actions, transfer: Transfer, tmp_path: Path) -> None:
@@ -454,19 +504,58 @@ def test_a_command_without_a_result_is_named(actions: Actions, transfer: Transfe
 
 
 def test_progress_is_logged_calmly(
-    simulator: Simulator, actions: Actions, transfer: Transfer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    simulator: Simulator,
+    actions: Actions,
+    transfer: Transfer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # The blob moves at exactly 256 KiB per second of the fake clock, in whole 64 KiB reads, whatever this
+    # machine's speed: the progress lines are known to the byte.
+    from airflow_provider_liveresponse.hooks.result_reader import ResultReader
+
+    clock = FakeClock()
+    original = ResultReader.readinto
+
+    def read_fully_at_256_kib_per_second(reader: ResultReader, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        count = 0
+        while count < len(view) and (got := original(reader, view[count:])):
+            count += got
+        clock.now += count / (256 * 1024)
+        return count
+
+    monkeypatch.setattr(ResultReader, "readinto", read_fully_at_256_kib_per_second)
     action_id = actions.finish([sized(8 * MIB)])
+    total = simulator.state.result_digest(action_id, 0)["compressed"]["size"]
+    assert 1.5 * MIB < total < 2 * MIB  # the progress counts the blob as served: 8 MiB of content compress to this
+    operator = transfer.operator(
+        action_id=action_id, destination=tmp_path.as_uri(), chunk_size=64 * 1024, progress_interval=2.0
+    )
+    operator.clock = clock
     capsys.readouterr()
-    transfer.run(action_id=action_id, destination=tmp_path.as_uri(), chunk_size=64 * 1024, progress_interval=0.02)
-    logged = capsys.readouterr().out.splitlines()
-    lines = [line for line in logged if "Downloading command 0" in line]
-    assert re.search(r"\): [\d.]+ (KiB|MiB) ", lines[0])  # the announced size
-    progress = [line for line in lines if "%)" in line]
-    assert progress, lines
-    assert all("/s, about " in line and " left" in line for line in progress)
-    assert any("Downloaded command 0" in line for line in logged)
-    assert len(lines) < 200  # one line per interval, not one per 64 KiB chunk
+    operator.execute({"ti": transfer.ti})  # type: ignore[arg-type]
+
+    described = (
+        f"command 0 (GetFile C:\\Evidence\\sim-size-{8 * MIB}.bin) of action {action_id} on machine {WS1} "
+        "(ws-0001.contoso.local)"
+    )
+    logged = [
+        line[line.index("Download") :].split(" [airflow.")[0].rstrip()  # the event, without the logger's name
+        for line in capsys.readouterr().out.splitlines()
+        if described in line
+    ]
+    shown = f"{total / MIB:.1f} MiB"
+    expected = [f"Downloading {described}: {shown}"]
+    # One line per 2 s interval (every 512 KiB at this rate), not one per 64 KiB read; then the final line.
+    for done, human in ((MIB // 2, "512.0 KiB"), (MIB, "1.0 MiB"), (3 * MIB // 2, "1.5 MiB")):
+        expected.append(
+            f"Downloading {described}: {human} of {shown} ({100 * done / total:.0f}%), 256.0 KiB/s, "
+            f"about 0m{int((total - done) / (256 * 1024)):02d}s left"
+        )
+    expected.append(f"Downloaded {described}: {shown} in {total / (256 * 1024):.1f} s (256.0 KiB/s)")
+    assert logged == expected
 
 
 def test_connection_resets_before_the_first_byte_are_retried(

@@ -1,4 +1,5 @@
-"""Helpers of the transfer tests: finished simulator actions, the operator run directly, DAG runs, digests."""
+"""Helpers of the transfer tests: finished simulator actions, the operator run directly, DAG runs, digests, a fake
+clock and a logger that keeps its lines."""
 
 from __future__ import annotations
 
@@ -47,6 +48,28 @@ def sim_sleep(sim: Simulator) -> Any:
         sim.clock.advance(seconds * sim.clock.speed)
 
     return sleep
+
+
+class FakeClock:
+    """A monotonic clock that moves only when the test moves it (``clock.now += seconds``)."""
+
+    def __init__(self, now: float = 500.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class LogLines:
+    """A logger that keeps the lines it is given (``info`` and ``warning``), formatted."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str, *args: Any) -> None:
+        self.lines.append(message % args)
+
+    warning = info
 
 
 class Actions:
