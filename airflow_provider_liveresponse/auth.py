@@ -1,7 +1,9 @@
 """Access tokens for the MDE API from Microsoft Entra ID, through msal's client-credentials flow.
 
 One token provider serves every hook of the same identity in a process, so a worker or a triggerer fetches
-one token per token lifetime however many hooks or triggers it runs.
+one token per token lifetime however many hooks or triggers it runs. msal's token cache is the one place that
+holds the token and its expiry: the provider reads the cached entry (``cached_at``, ``expires_on``) to decide
+when to renew, and empties the cache with msal's own ``remove_tokens_for_client``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from airflow_provider_liveresponse.exceptions import LiveResponseAuthError
 from airflow_provider_liveresponse.secrets import mask
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow_provider_liveresponse.connection import ConnectionSettings
 
-#: Renew a token this long before it expires (or at 90% of its life, when it is shorter).
+#: Renew a token this long before it expires (or at 90% of its life, when it is shorter): msal's own margin.
 _RENEW_MARGIN_SECONDS = 300.0
 
 
@@ -44,14 +48,18 @@ class VerifyingSession(requests.Session):
 
 
 class TokenProvider:
-    """Fetches and caches the app's access token; thread-safe; renews shortly before expiry."""
+    """Fetches the app's access token through msal and serves it from msal's cache; thread-safe.
 
-    def __init__(self, settings: ConnectionSettings) -> None:
+    A token is renewed :data:`_RENEW_MARGIN_SECONDS` before it expires, or at 90% of a shorter life (counted in
+    whole seconds, as msal stores them), which is what msal itself does for tokens of an hour. ``clock`` is the
+    wall clock msal's cache is written in (tests hand in one that has moved on).
+    """
+
+    def __init__(self, settings: ConnectionSettings, *, clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
+        self._clock = clock
         self._lock = threading.Lock()
         self._app: Any = None
-        self._token: str | None = None
-        self._renew_at = 0.0
         self.requests_made = 0
 
     def _client(self) -> Any:
@@ -80,25 +88,40 @@ class TokenProvider:
         return self._app
 
     def token(self, *, force_refresh: bool = False) -> str:
-        """A valid access token; ``force_refresh`` discards the cached one (after a 401)."""
+        """A valid access token; ``force_refresh`` discards the cached one first."""
         with self._lock:
-            now = time.monotonic()
-            if self._token is not None and not force_refresh and now < self._renew_at:
-                return self._token
-            return self._fetch(now)
+            app = self._client()
+            cached = None if force_refresh else self._cached(app)
+            if cached is not None:
+                return cached
+            # Whatever msal still holds is due for renewal: drop it, so msal asks Entra.
+            app.remove_tokens_for_client()
+            return self._fetch(app)
 
     def invalidate(self, token: str) -> None:
-        """Forget ``token`` if it is still the cached one (the API refused it)."""
+        """Forget ``token`` if msal still caches it (the API refused it)."""
         with self._lock:
-            if self._token == token:
-                self._token = None
+            if self._app is not None and any(entry.get("secret") == token for entry in self._entries(self._app)):
+                self._app.remove_tokens_for_client()
 
-    def _fetch(self, now: float) -> str:
-        app = self._client()
-        # msal keeps its own cache; clear it so that a renewal really goes to the token endpoint.
+    def _entries(self, app: Any) -> list[dict[str, Any]]:
+        """msal's cached access tokens of this app and scope."""
         cache = app.token_cache
-        for item in list(cache.search(cache.CredentialType.ACCESS_TOKEN)):
-            cache.remove_at(item)
+        query = {"client_id": app.client_id, "home_account_id": None}
+        return list(cache.search(cache.CredentialType.ACCESS_TOKEN, target=[self._settings.scope], query=query))
+
+    def _cached(self, app: Any) -> str | None:
+        """msal's cached token, while it is not yet due for renewal."""
+        now = self._clock()
+        for entry in self._entries(app):
+            expires_on = float(entry["expires_on"])
+            lifetime = expires_on - float(entry.get("cached_at", expires_on))
+            if now < expires_on - min(_RENEW_MARGIN_SECONDS, float(int(lifetime * 0.1))):
+                secret: str = entry["secret"]
+                return secret
+        return None
+
+    def _fetch(self, app: Any) -> str:
         from msal.exceptions import MsalError
 
         try:
@@ -115,31 +138,34 @@ class TokenProvider:
                 f"{self._settings.authority} ({exc}): a failure on Entra's side, usually brief. What to do: rerun "
                 "the task; if it persists, check Entra ID's service health and the connection's authority_url."
             ) from None
-        self.requests_made += 1
+        if not isinstance(result, dict) or result.get("token_source") != "cache":
+            self.requests_made += 1
         token: str | None = result.get("access_token") if isinstance(result, dict) else None
         if not token:
-            error = result.get("error", "unknown_error") if isinstance(result, dict) else "unknown_error"
-            description = (result.get("error_description") or "") if isinstance(result, dict) else ""
-            first_line = str(description).splitlines()[0] if description else ""
-            if error in _TRANSIENT_ERRORS or not isinstance(error, str):
-                raise LiveResponseAuthError(
-                    f"Microsoft Entra ID did not issue a token for connection {self._settings.conn_id!r} "
-                    f"(client {self._settings.client_id}, tenant {self._settings.tenant_id}) because it is busy or "
-                    f"throttling this tenant: {_short(error)}: {first_line}. The credentials were not rejected. What "
-                    "to do: rerun the task in a few minutes; this provider asks for one token per worker process "
-                    "and hour, so if it recurs look for other tools requesting tokens with the same app registration."
-                )
-            raise LiveResponseAuthError(
-                f"Microsoft Entra ID refused a token for connection {self._settings.conn_id!r} "
-                f"(client {self._settings.client_id}, tenant {self._settings.tenant_id}): {error}: {first_line}. "
-                "What to do: check tenant_id, the client id (login) and the client secret or certificate "
-                "thumbprint; secrets expire, so renew it on the app's 'Certificates & secrets' page."
-            )
+            raise self._refusal(result)
         mask(token)
-        lifetime = float(result.get("expires_in") or 3600)
-        self._token = token
-        self._renew_at = now + max(lifetime - min(_RENEW_MARGIN_SECONDS, lifetime * 0.1), 0.0)
         return token
+
+    def _refusal(self, result: Any) -> LiveResponseAuthError:
+        """The error for an answer without a token: Entra busy or throttling, or the credentials refused."""
+        error = result.get("error", "unknown_error") if isinstance(result, dict) else "unknown_error"
+        description = (result.get("error_description") or "") if isinstance(result, dict) else ""
+        first_line = str(description).splitlines()[0] if description else ""
+        settings = self._settings
+        if error in _TRANSIENT_ERRORS or not isinstance(error, str):
+            return LiveResponseAuthError(
+                f"Microsoft Entra ID did not issue a token for connection {settings.conn_id!r} "
+                f"(client {settings.client_id}, tenant {settings.tenant_id}) because it is busy or "
+                f"throttling this tenant: {_short(error)}: {first_line}. The credentials were not rejected. What "
+                "to do: rerun the task in a few minutes; this provider asks for one token per worker process "
+                "and hour, so if it recurs look for other tools requesting tokens with the same app registration."
+            )
+        return LiveResponseAuthError(
+            f"Microsoft Entra ID refused a token for connection {settings.conn_id!r} "
+            f"(client {settings.client_id}, tenant {settings.tenant_id}): {error}: {first_line}. "
+            "What to do: check tenant_id, the client id (login) and the client secret or certificate "
+            "thumbprint; secrets expire, so renew it on the app's 'Certificates & secrets' page."
+        )
 
 
 #: OAuth errors that say Entra is busy or throttling, not that the request or the credentials are wrong.
