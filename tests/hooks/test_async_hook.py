@@ -98,3 +98,13 @@ async def test_the_event_loop_keeps_turning_while_the_hook_reads_the_connection(
     stop.set()
     await task
     assert ticks > 1
+
+
+async def test_an_error_of_a_machine_scoped_call_names_the_machine(simulator: Simulator, conn_id: str) -> None:
+    machine = "f" * 40
+    async_hook = LiveResponseAsyncHook(conn_id)
+    with pytest.raises(LiveResponseApiError) as info:
+        await async_hook._request("GET", f"api/machines/{machine}", "Reading a machine", machine_id=machine)
+    assert info.value.status == 404
+    assert info.value.machine_id == machine
+    assert f"Machine: {machine}." in str(info.value)

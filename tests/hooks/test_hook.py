@@ -535,3 +535,67 @@ def test_the_generic_http_hook_call_goes_through_auth_and_retries(
     hook.method = "GET"
     listed = hook.run("api/machines", data={"$filter": "computerDnsName eq 'ws-0002.contoso.local'"})
     assert [m["id"] for m in listed.json()["value"]] == [WS2]
+
+
+# -- built on HttpHook -----------------------------------------------------------------------------------
+
+
+def test_run_with_advanced_retry_is_the_only_retry(simulator: Simulator, conn_id: str) -> None:
+    import tenacity
+
+    hook = LiveResponseHook(conn_id, sleep=lambda s: None)
+    retry_args = {
+        "stop": tenacity.stop_after_attempt(2),
+        "wait": tenacity.wait_none(),
+        "retry": tenacity.retry_if_exception_type(LiveResponseApiError),
+        "reraise": True,
+    }
+    simulator.state.faults.set("machines", fail_next=5, status=503)
+    with pytest.raises(LiveResponseApiError) as info:
+        hook.run_with_advanced_retry(retry_args, f"api/machines/{WS1}")
+    assert info.value.status == 503
+    assert simulator.state.counters["calls:machines"] == 2  # two tries of one attempt each, not 2 x 6
+    assert hook.retry_policy.max_attempts == 6  # the hook's own policy is back
+    simulator.state.faults.clear()
+    assert hook.run_with_advanced_retry(retry_args, f"api/machines/{WS1}").json()["id"] == WS1
+
+
+def test_a_generic_post_whose_answer_is_lost_is_not_sent_again(simulator: Simulator, hook: LiveResponseHook) -> None:
+    action = hook.run_live_response(OFFLINE, [RunScript("triage.ps1")], comment="generic post")
+    simulator.state.faults.set("cancel", fail_next=1, status=502)
+    hook.method = "POST"
+    with pytest.raises(LiveResponseApiError, match="may have carried it out"):
+        hook.run(f"api/machineactions/{action.id}/cancel", data={"Comment": "stop"})
+    assert simulator.state.counters["calls:cancel"] == 1
+
+
+def test_the_api_url_comes_from_the_connection_without_httphooks_private_state(
+    simulator: Simulator, hook: LiveResponseHook
+) -> None:
+    assert hook.url_from_endpoint("api/machines") == f"{simulator.api_url}/api/machines"
+    assert hook.base_url == simulator.api_url
+    assert hook._base_url_initialized is False  # HttpHook's own flag: never written by this hook
+
+
+def test_connection_extras_never_become_headers_or_basic_auth(simulator: Simulator, hook: LiveResponseHook) -> None:
+    session = hook.get_conn()
+    assert session.auth is None
+    assert not {"tenant_id", "api_url", "ca_bundle"} & {name.lower() for name in session.headers}
+    hook.get_machine(WS1)
+
+
+def test_the_connections_ca_bundle_wins_over_requests_environment(
+    simulator: Simulator, hook: LiveResponseHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import certifi
+
+    # A bundle without the simulator's CA: requests lets it override a session's verify unless each request
+    # passes its own.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certifi.where())
+    monkeypatch.setenv("CURL_CA_BUNDLE", certifi.where())
+    assert hook.get_machine(WS1).id == WS1
+    assert hook.run(f"api/machines/{WS1}").json()["id"] == WS1
+    action = hook.run_live_response(WS1, [GetFile(r"C:\Windows\Temp\empty.txt")], comment="tls")
+    run_to_end(simulator, hook, action.id)
+    with hook.open_result(action.id, 0) as reader:
+        assert reader.read() is not None

@@ -7,6 +7,7 @@ must be equal: the same result, or the same error type, status and message to th
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -171,3 +172,25 @@ def _anonymous(outcome: tuple[Any, ...], ids: list[str]) -> tuple[Any, ...]:
         return value
 
     return tuple(clean(value) for value in outcome)
+
+
+async def test_both_hooks_log_the_same_lines_for_renewals_and_waits(
+    simulator: Simulator, conn_id: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO, logger="airflow_provider_liveresponse.hooks.protocol")
+    scenario = Scenario(
+        "every kind of wait",
+        "get",
+        {"get_action": {"unauthorized_next": 1, "throttle_next": 1, "throttle_retry_after": 0.06, "fail_next": 1}},
+    )
+    lines = []
+    for first, run in ((1, "sync"), (3, "async")):
+        caplog.clear()
+        ids = _arm(simulator, scenario, monkeypatch, first=first)
+        if run == "sync":
+            _sync_outcome(conn_id, scenario, ids)
+        else:
+            await _async_outcome(conn_id, scenario, ids)
+        lines.append([_anonymous((record.getMessage(),), ids) for record in caplog.records])
+    assert len(lines[0]) == 3
+    assert lines[0] == lines[1]
