@@ -1,10 +1,11 @@
 """Fault campaign 4, hostile input: the property-based tests of ``tests/campaigns/test_hostile_input.py`` with
 many more examples than CI runs.
 
-Each property is a pytest test driven by hypothesis: bad operator parameters fail naming their field before any
-API call; random and mangled JSON from MDE yields a model or a LiveResponseError, never another exception. The
-campaign runs them in a fresh interpreter with ``LIVERESPONSE_HYPOTHESIS_EXAMPLES`` set to the size and counts
-the properties that hold. A property marked as a known gap (xfail) does not hold: it is counted as such.
+Each property is a pytest test driven by hypothesis: a bad value of any public parameter of the operators, the
+sensor, the trigger, the hook and the hook's methods fails naming its field before any API call; random and
+mangled JSON from MDE yields a model or a LiveResponseError, never another exception. The campaign runs them in
+a fresh interpreter with ``LIVERESPONSE_HYPOTHESIS_EXAMPLES`` set to the size and counts the properties that
+hold. A property marked as a known gap (xfail) does not hold: it is counted as such.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _OUTCOME = re.compile(r"^(?P<test>\S+::\S+)\s+(?P<outcome>PASSED|FAILED|XFAIL|XP
 
 @benchmark(
     "hostile",
-    "Fault campaign 4: hostile input (hypothesis over operator parameters and MDE's answers)",
+    "Fault campaign 4: hostile input (hypothesis over every public parameter and MDE's answers)",
     sizes=(500,),
     quick_sizes=(60,),
     sizes_mean="hypothesis examples per property",

@@ -1,9 +1,11 @@
-"""Fault campaign 4, hostile input: property-based tests over LiveResponseOperator's parameters and MDE's answers.
+"""Fault campaign 4, hostile input: property-based tests over every public parameter and MDE's answers.
 
-- Operator parameters: a bad value fails with an error naming its field (LiveResponseConfigError, or ValueError /
-  TypeError at construction) and never reaches the API; good values reach the API and nothing fails before.
-  No connection is configured, and the hook's request method is replaced by one that raises
-  ``ApiCallAttempted``, so an API call cannot go unnoticed.
+- Parameters: every parameter of LiveResponseOperator, MachineActionSensor, LiveResponseLibraryUploadOperator,
+  MachineActionTrigger and LiveResponseHook, and of the sync hook's public methods, has a kind (duration, flag,
+  id, text, ...). A bad value of its kind (NaN, infinities, negatives, text or None where a number belongs, ...)
+  fails with LiveResponseConfigError (or its TypeError subclass) naming the parameter and never reaches the API;
+  good values reach it. A valid connection is configured, and fetching a token or sending any request raises
+  ``ApiCallAttempted``, so an API call cannot go unnoticed. Gaps the hook still has are marked (strict xfail).
 - MDE's answers: random and mangled JSON fed to the models and, through canned HTTP answers, to the sync and
   async hooks' parsing paths: only a model or a LiveResponseError comes out, never a pydantic, type, key or
   attribute error.
@@ -15,11 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import io
 import json
 import math
 import os
 import re
+import tempfile
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
@@ -48,9 +55,12 @@ from airflow_provider_liveresponse.models import (
     describe_outcome,
 )
 from airflow_provider_liveresponse.operators.live_response import LiveResponseOperator
+from airflow_provider_liveresponse.operators.live_response_library import LiveResponseLibraryUploadOperator
+from airflow_provider_liveresponse.sensors.machine_action import MachineActionSensor
+from airflow_provider_liveresponse.triggers.machine_action import MachineActionTrigger
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 EXAMPLES = int(os.environ.get("LIVERESPONSE_HYPOTHESIS_EXAMPLES", "60"))
 PROPERTY = settings(
@@ -61,10 +71,11 @@ PROPERTY = settings(
 )
 #: Type edge cases of single fields: fewer examples suffice.
 EDGE_CASES = settings(max_examples=30, deadline=None, database=None)
+#: One parameter of one target: a quarter of the examples (at least 30), as there are over a hundred of them.
+PER_PARAMETER = settings(max_examples=max(30, EXAMPLES // 4), deadline=None, database=None)
 
 ACTION_ID = "7c1d4ea0-5b0e-4a34-9d3f-6b0a3c1e2f10"
 MACHINE_ID = "3d4cc40f66a1574170f0e84299da28c3dac00b2f"
-UNSET_CONN = "mde_hostile_unset"
 API_URL = "https://mde.invalid"
 
 
@@ -171,13 +182,7 @@ bad_durations = st.one_of(
     st.integers(max_value=0),
     st.builds(timedelta, seconds=st.floats(min_value=-1e6, max_value=0)),
 )
-garbage_durations = st.one_of(
-    st.just(math.nan),
-    st.text(max_size=10).filter(lambda text: not _is_number(text)),
-    st.none(),
-    st.lists(st.integers(), max_size=2),
-)
-DURATION_FIELDS = ("poll_interval", "timeout", "busy_timeout")
+DURATION_FIELDS = ("poll_interval", "timeout", "busy_timeout", "max_retry_wait")
 
 
 def _is_json(text: str) -> bool:
@@ -248,16 +253,48 @@ class _TaskInstance:
         raise AssertionError(f"XCom {key} pushed although no action can have been submitted")
 
 
-def _run_operator(params: dict[str, Any]) -> BaseException | None:
-    """Construct and execute the operator; the exception it ends with (ApiCallAttempted: it reached the API)."""
-    os.environ.pop(f"AIRFLOW_CONN_{UNSET_CONN.upper()}", None)
-    with mock.patch.object(LiveResponseHook, "_request", autospec=True, side_effect=ApiCallAttempted):
+CONTEXT: Any = {"ti": _TaskInstance()}
+NO_NETWORK_CONN = "mde_hostile_no_network"
+NO_NETWORK_CONN_JSON = json.dumps(
+    {
+        "conn_type": "mde_live_response",
+        "login": "app",
+        "password": "s",
+        "extra": {"tenant_id": "8d2f1a36-5c4b-4e1f-9a7d-2b6c3e4f5a10", "api_url": API_URL},
+    }
+)
+
+
+def _outcome(call: Callable[[], object]) -> BaseException | None:
+    """Run ``call`` with a valid connection and no network: fetching a token or sending any request raises
+    ``ApiCallAttempted``. Returns the exception it ended with, or None."""
+    with (
+        mock.patch.dict(os.environ, {f"AIRFLOW_CONN_{NO_NETWORK_CONN.upper()}": NO_NETWORK_CONN_JSON}),
+        mock.patch.object(TokenProvider, "token", autospec=True, side_effect=ApiCallAttempted),
+        mock.patch.object(requests.Session, "send", autospec=True, side_effect=ApiCallAttempted),
+    ):
         try:
-            operator = LiveResponseOperator(task_id="collect", mde_conn_id=UNSET_CONN, deferrable=False, **params)
-            operator.execute({"ti": _TaskInstance()})  # type: ignore[typeddict-item,arg-type,unused-ignore]
+            call()
         except Exception as exc:
             return exc
     return None
+
+
+def _run_operator(params: dict[str, Any]) -> BaseException | None:
+    """Construct and execute the operator; the exception it ends with (ApiCallAttempted: it reached the API)."""
+
+    def run() -> None:
+        params.setdefault("mde_conn_id", NO_NETWORK_CONN)
+        LiveResponseOperator(task_id="collect", deferrable=False, **params).execute(CONTEXT)
+
+    return _outcome(run)
+
+
+def _fails_naming(error: BaseException | None, fields: tuple[str, ...], given: object) -> None:
+    assert error is not None, f"accepted {given!r}"
+    assert not isinstance(error, ApiCallAttempted), f"called the API with {given!r}"
+    assert isinstance(error, LiveResponseConfigError), f"{given!r}: {error!r} is not a LiveResponseConfigError"
+    assert any(field in str(error) for field in fields), f"{error} does not name {fields}"
 
 
 # -- (a) operator parameters -------------------------------------------------------------------------------------
@@ -269,11 +306,7 @@ def test_a_bad_parameter_fails_naming_its_field_before_any_api_call(
     case: tuple[dict[str, Any], tuple[str, ...]],
 ) -> None:
     params, fields = case
-    error = _run_operator(params)
-    assert error is not None, f"accepted {params!r}"
-    assert not isinstance(error, ApiCallAttempted), f"called the API with {params!r}"
-    assert isinstance(error, (LiveResponseConfigError, ValueError, TypeError)), repr(error)
-    assert any(field in str(error) for field in fields), f"{error} does not name {fields}"
+    _fails_naming(_run_operator(params), fields, params)
 
 
 @PROPERTY
@@ -284,31 +317,6 @@ def test_good_parameters_reach_the_api_and_nothing_fails_before(params: dict[str
 
 
 @EDGE_CASES
-@given(st.sampled_from(DURATION_FIELDS), garbage_durations)
-def test_a_duration_that_is_not_a_number_fails_naming_its_field(field: str, value: Any) -> None:
-    error = _run_operator({"machine_id": MACHINE_ID, "commands": [RunScript("a.ps1")], field: value})
-    assert isinstance(error, (LiveResponseConfigError, ValueError, TypeError)), repr(error)
-    assert field in str(error)
-
-
-@EDGE_CASES
-@given(
-    st.one_of(
-        garbage_durations,
-        st.floats(max_value=-1e-9),
-        st.integers(max_value=-1),
-        st.just(math.inf),
-        st.booleans(),
-    )
-)
-def test_a_throttle_wait_that_is_not_zero_or_more_seconds_fails_naming_its_field(value: Any) -> None:
-    params = {"machine_id": MACHINE_ID, "commands": [RunScript("a.ps1")], "throttle_wait_in_worker": value}
-    error = _run_operator(params)
-    assert isinstance(error, (LiveResponseConfigError, ValueError, TypeError)), repr(error)
-    assert "throttle_wait_in_worker" in str(error)
-
-
-@EDGE_CASES
 @given(
     st.one_of(
         st.integers().filter(bool), st.lists(st.text(), min_size=1), st.dictionaries(st.text(), st.text(), min_size=1)
@@ -316,8 +324,399 @@ def test_a_throttle_wait_that_is_not_zero_or_more_seconds_fails_naming_its_field
 )
 def test_a_comment_that_is_not_text_fails_naming_its_field(comment: Any) -> None:
     error = _run_operator({"machine_id": MACHINE_ID, "commands": [RunScript("a.ps1")], "comment": comment})
-    assert isinstance(error, (LiveResponseConfigError, ValueError, TypeError)), repr(error)
-    assert "comment" in str(error)
+    _fails_naming(error, ("comment",), comment)
+
+
+# -- (a2) every public parameter of every public class and hook method -------------------------------------------
+#
+# Each target is a call with good arguments that reaches the API (checked by the first property below), and the
+# kind of each of its parameters. A bad value of that kind, put in place of the good one, must fail with a
+# LiveResponseConfigError (or its TypeError subclass) naming the parameter, and never reach the API.
+
+non_finite = st.sampled_from([math.nan, math.inf, -math.inf])
+negative_seconds = st.one_of(
+    st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False),
+    st.integers(max_value=-1),
+    st.builds(timedelta, seconds=st.floats(min_value=-1e6, max_value=-1e-3)),
+)
+not_numbers = st.one_of(
+    st.text(max_size=10),
+    st.booleans(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.builds(lambda n: str(n), st.floats(allow_nan=False)),  # a number rendered to text by a template
+)
+not_text = st.one_of(st.integers(), st.floats(), st.booleans(), st.lists(st.text(max_size=3), max_size=2))
+blank = st.text(alphabet=" \t\r\n", max_size=4)
+bad_action_ids = st.one_of(
+    st.text(max_size=20).filter(lambda text: not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z\-]{7,127}", text.strip())),
+    st.integers(),
+    st.lists(st.text(max_size=5), max_size=2),
+)
+bad_markers = st.one_of(
+    st.text(max_size=140).filter(lambda text: not re.fullmatch(r"[A-Za-z0-9._:\-]{8,128}", text)), not_text
+)
+
+#: A bad value of each kind of parameter. "?" marks a kind where None is allowed (the feature is off).
+BAD: dict[str, st.SearchStrategy[Any]] = {
+    "duration": st.one_of(non_finite, negative_seconds, st.just(0), st.just(timedelta(0)), not_numbers, st.none()),
+    "duration?": st.one_of(non_finite, negative_seconds, st.just(0), not_numbers),
+    "seconds": st.one_of(non_finite, negative_seconds, not_numbers, st.none()),  # 0 allowed
+    "seconds?": st.one_of(non_finite, negative_seconds, not_numbers),
+    "timestamp": st.one_of(non_finite, not_numbers, st.none()),
+    "timestamp?": st.one_of(non_finite, not_numbers),
+    "count": st.one_of(st.integers(max_value=0), st.floats(), st.booleans(), st.text(max_size=4), st.none()),
+    "count?": st.one_of(st.integers(max_value=0), st.floats(), st.booleans(), st.text(max_size=4)),
+    "index": st.one_of(st.integers(max_value=-1), st.floats(), st.booleans(), st.text(max_size=4), st.none()),
+    "top": st.one_of(st.integers(max_value=0), st.integers(min_value=10_001), st.floats(), st.booleans(), st.none()),
+    "flag": st.one_of(st.integers(), st.text(max_size=5), st.none(), st.lists(st.booleans(), max_size=1)),
+    "flag?": st.one_of(st.integers(), st.text(max_size=5), st.lists(st.booleans(), max_size=1)),
+    "text": st.one_of(not_text, blank, st.none()),
+    "text?": not_text,
+    "conn_id": st.one_of(not_text, blank, st.none()),
+    "machine_id": st.one_of(bad_machine_ids, st.none()),
+    "machine_id?": bad_machine_ids,
+    "action_id": st.one_of(bad_action_ids, st.none()),
+    "action_ids?": st.one_of(st.lists(bad_action_ids, min_size=1, max_size=2), st.integers()),
+    "marker": st.one_of(bad_markers, st.none()),
+    "marker?": bad_markers,
+    "datetime?": st.one_of(st.text(min_size=1, max_size=10), st.integers(min_value=1), st.floats(min_value=1)),
+    "statuses?": st.one_of(st.integers(min_value=1), st.lists(st.integers(), min_size=1, max_size=2)),
+    "commands": bad_commands,
+    "library_name?": st.one_of(not_text, st.sampled_from(["dir/a.ps1", "CON.ps1", "a|b.ps1", "a.ps1 ", "x:y"])),
+    "source": st.one_of(st.integers(), st.none(), st.lists(st.integers(), max_size=2), st.just("")),
+}
+#: A good value of each kind of duration: it must reach the API.
+GOOD_SECONDS = st.one_of(
+    st.floats(min_value=0.001, max_value=1e7), st.integers(min_value=1, max_value=10**7), st.just(timedelta(hours=1))
+)
+
+SCRIPT_FILE = Path(tempfile.mkdtemp(prefix="hostile-")) / "triage.ps1"
+SCRIPT_FILE.write_bytes(b"Get-Process\n")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A public class or hook method: how to call it, good arguments, and the kind of each parameter."""
+
+    call: Callable[..., object]
+    good: dict[str, Any]
+    kinds: dict[str, str]
+    reaches_api: bool = True
+
+
+def _hook() -> LiveResponseHook:
+    return LiveResponseHook(NO_NETWORK_CONN, max_attempts=1, sleep=lambda _: None)
+
+
+def _method(name: str) -> Callable[..., object]:
+    def call(**kwargs: Any) -> object:
+        result = getattr(_hook(), name)(**kwargs)
+        if isinstance(result, io.RawIOBase):  # open_result is lazy: read to reach the API
+            with result:
+                result.read(1)
+        return result
+
+    return call
+
+
+def _operator(**kwargs: Any) -> object:
+    return LiveResponseOperator(task_id="t", **kwargs).execute(CONTEXT)
+
+
+def _sensor(**kwargs: Any) -> object:
+    return MachineActionSensor(task_id="t", **kwargs).poke(CONTEXT)
+
+
+def _library(**kwargs: Any) -> object:
+    return LiveResponseLibraryUploadOperator(task_id="t", **kwargs).execute(CONTEXT)
+
+
+def _hook_constructor(**kwargs: Any) -> object:
+    conn = kwargs.pop("mde_conn_id")
+    return LiveResponseHook(conn, sleep=lambda _: None, **kwargs).get_machine_action(ACTION_ID)
+
+
+GETFILE = [GetFile("C:\\Windows\\Temp\\x.zip")]
+MARKER = "af-0123456789abcdef0123456789abcdef"
+TARGETS: dict[str, Target] = {
+    "LiveResponseOperator": Target(
+        _operator,
+        {"machine_id": MACHINE_ID, "commands": GETFILE, "deferrable": False, "mde_conn_id": NO_NETWORK_CONN},
+        {
+            "machine_id": "machine_id?",
+            "computer_dns_name": "text?",
+            "commands": "commands",
+            "comment": "text?",
+            "wait_for_completion": "flag",
+            "poll_interval": "duration",
+            "timeout": "duration",
+            "deferrable": "flag",
+            "cancel_on_kill": "flag",
+            "mde_conn_id": "conn_id",
+            "max_retry_wait": "duration",
+            "busy_timeout": "duration",
+            "cancel_stale_after": "duration?",
+            "throttle_wait_in_worker": "seconds",
+        },
+    ),
+    "MachineActionSensor": Target(
+        _sensor,
+        {"action_id": ACTION_ID, "mde_conn_id": NO_NETWORK_CONN},
+        {
+            "action_id": "action_id",
+            "mde_conn_id": "conn_id",
+            "deferrable": "flag",
+            "poll_interval": "duration?",
+            "poke_interval": "duration?",
+            "timeout": "duration",
+            "max_retry_wait": "duration",
+        },
+    ),
+    "LiveResponseLibraryUploadOperator": Target(
+        _library,
+        {"source": str(SCRIPT_FILE), "mde_conn_id": NO_NETWORK_CONN},
+        {
+            "source": "source",
+            "file_name": "library_name?",
+            "description": "text?",
+            "parameters_description": "text?",
+            "has_parameters": "flag?",
+            "override_if_exists": "flag",
+            "mde_conn_id": "conn_id",
+            "max_retry_wait": "duration",
+        },
+    ),
+    "MachineActionTrigger": Target(
+        MachineActionTrigger,
+        {"action_id": ACTION_ID, "mde_conn_id": NO_NETWORK_CONN},
+        {
+            "action_id": "action_id",
+            "mde_conn_id": "conn_id",
+            "poll_interval": "duration",
+            "end_time": "timestamp?",
+            "cancel_on_kill": "flag",
+        },
+        reaches_api=False,
+    ),
+    "LiveResponseHook": Target(
+        _hook_constructor,
+        {"mde_conn_id": NO_NETWORK_CONN},
+        {
+            "mde_conn_id": "conn_id",
+            "max_retry_wait": "duration",
+            "max_throttle_wait": "seconds?",
+            "max_attempts": "count",
+            "timeout": "duration",
+        },
+    ),
+    "run_live_response": Target(
+        _method("run_live_response"),
+        {"machine_id": MACHINE_ID, "commands": GETFILE, "comment": "c"},
+        {"machine_id": "machine_id", "commands": "commands", "comment": "text", "marker": "marker?"},
+    ),
+    "find_action_by_marker": Target(
+        _method("find_action_by_marker"),
+        {"machine_id": MACHINE_ID, "marker": MARKER},
+        {"machine_id": "machine_id", "marker": "marker", "created_after": "datetime?"},
+    ),
+    "find_actions_by_marker": Target(
+        _method("find_actions_by_marker"),
+        {"machine_id": MACHINE_ID, "marker": MARKER},
+        {"machine_id": "machine_id", "marker": "marker", "created_after": "datetime?"},
+    ),
+    "get_machine_action": Target(_method("get_machine_action"), {"action_id": ACTION_ID}, {"action_id": "action_id"}),
+    "list_machine_actions": Target(
+        _method("list_machine_actions"),
+        {},
+        {
+            "machine_id": "machine_id?",
+            "action_type": "text?",
+            "status": "statuses?",
+            "requestor": "text?",
+            "action_ids": "action_ids?",
+            "created_after": "datetime?",
+            "comment_contains": "text?",
+            "page_size": "top",
+            "limit": "count?",
+        },
+    ),
+    "cancel_machine_action": Target(
+        _method("cancel_machine_action"),
+        {"action_id": ACTION_ID, "comment": "stop"},
+        {"action_id": "action_id", "comment": "text"},
+    ),
+    "get_result_download_link": Target(
+        _method("get_result_download_link"),
+        {"action_id": ACTION_ID, "index": 0},
+        {"action_id": "action_id", "index": "index"},
+    ),
+    "open_result": Target(
+        _method("open_result"),
+        {"action_id": ACTION_ID, "index": 0},
+        {"action_id": "action_id", "index": "index", "max_resumes": "index"},
+    ),
+    "get_script_transcript": Target(
+        _method("get_script_transcript"),
+        {"action_id": ACTION_ID, "index": 0},
+        {"action_id": "action_id", "index": "index"},
+    ),
+    "upload_library_file": Target(
+        _method("upload_library_file"),
+        {"source": b"Get-Process\n", "file_name": "triage.ps1"},
+        {
+            "source": "source",
+            "file_name": "library_name?",
+            "description": "text?",
+            "parameters_description": "text?",
+            "has_parameters": "flag?",
+            "override_if_exists": "flag",
+        },
+    ),
+    "delete_library_file": Target(
+        _method("delete_library_file"), {"file_name": "triage.ps1"}, {"file_name": "library_name?"}
+    ),
+    "get_machine": Target(_method("get_machine"), {"machine_id": MACHINE_ID}, {"machine_id": "machine_id"}),
+    "find_machines": Target(
+        _method("find_machines"),
+        {"computer_dns_name": "ws-0001.contoso.local"},
+        {
+            "computer_dns_name": "text?",
+            "machine_tag": "text?",
+            "health_status": "text?",
+            "os_platform": "text?",
+            "onboarding_status": "text?",
+            "top": "top",
+        },
+    ),
+    "submit_or_reattach": Target(
+        _method("submit_or_reattach"),
+        {
+            "machine_id": MACHINE_ID,
+            "commands": GETFILE,
+            "comment": "c",
+            "marker": MARKER,
+            "try_number": 1,
+            "lookback": 60,
+        },
+        {
+            "machine_id": "machine_id",
+            "commands": "commands",
+            "comment": "text",
+            "marker": "marker",
+            "try_number": "count",
+            "lookback": "duration",
+        },
+    ),
+    "reattach": Target(_method("reattach"), {"action_id": ACTION_ID}, {"action_id": "action_id"}),
+    "blocking_session": Target(_method("blocking_session"), {"machine_id": MACHINE_ID}, {"machine_id": "machine_id"}),
+    "wait_for_action": Target(
+        _method("wait_for_action"),
+        {"action_id": ACTION_ID, "poll_interval": 1, "deadline": 4_000_000_000.0},
+        {"action_id": "action_id", "poll_interval": "duration", "deadline": "timestamp"},
+    ),
+}
+#: Hook methods' parameters that the sync hook (hooks/live_response.py) does not check yet: each is a gap the
+#: campaign reports (strict: once fixed, the marker must go). The fix is a validation.py check in the method.
+_HOOK = "hooks/live_response.py does not check it: "
+KNOWN_GAPS: dict[tuple[str, str], str] = {
+    ("run_live_response", "marker"): _HOOK + "a falsy marker ('', 0) silently becomes a random one",
+    ("find_action_by_marker", "marker"): _HOOK + "None or a non-text marker reaches the API",
+    ("find_action_by_marker", "created_after"): _HOOK + "text or a number escapes as AttributeError",
+    ("find_actions_by_marker", "marker"): _HOOK + "None or a non-text marker reaches the API",
+    ("find_actions_by_marker", "created_after"): _HOOK + "text or a number escapes as AttributeError",
+    ("list_machine_actions", "action_type"): _HOOK + "a number escapes as AttributeError or reaches the API",
+    ("list_machine_actions", "status"): _HOOK + "a number escapes as TypeError; a list of numbers reaches the API",
+    ("list_machine_actions", "requestor"): _HOOK + "a number escapes as AttributeError or reaches the API",
+    ("list_machine_actions", "action_ids"): _HOOK + "a number escapes as TypeError",
+    ("list_machine_actions", "created_after"): _HOOK + "text or a number escapes as AttributeError",
+    ("list_machine_actions", "comment_contains"): _HOOK + "a falsy non-text value is ignored, reaching the API",
+    ("list_machine_actions", "limit"): _HOOK + "0, negatives, floats and text reach the API",
+    ("open_result", "max_resumes"): _HOOK + "None, negatives and text reach the API",
+    ("upload_library_file", "source"): _HOOK + "a number or None escapes as AttributeError",
+    ("upload_library_file", "file_name"): _HOOK + "a number escapes as AttributeError",
+    ("upload_library_file", "description"): _HOOK + "a non-text description is sent",
+    ("upload_library_file", "parameters_description"): _HOOK + "a non-text description is sent",
+    ("upload_library_file", "has_parameters"): _HOOK + "a non-bool is taken for its truth",
+    ("upload_library_file", "override_if_exists"): _HOOK + "a non-bool is taken for its truth",
+    ("delete_library_file", "file_name"): _HOOK + "a number escapes as AttributeError",
+    ("find_machines", "health_status"): _HOOK + "the error names the API's healthStatus, not health_status",
+    ("find_machines", "os_platform"): _HOOK + "the error names the API's osPlatform, not os_platform",
+    ("find_machines", "onboarding_status"): _HOOK + "the error names the API's onboardingStatus, not onboarding_status",
+}
+PARAMETERS = [(target, field) for target, spec in TARGETS.items() for field in spec.kinds]
+BAD_ARGUMENTS = [
+    pytest.param(
+        target,
+        field,
+        id=f"{target}-{field}",
+        marks=[pytest.mark.xfail(reason=KNOWN_GAPS[target, field], strict=True)]
+        if (target, field) in KNOWN_GAPS
+        else [],
+    )
+    for target, field in PARAMETERS
+]
+DURATIONS = [
+    (target, field) for target, field in PARAMETERS if TARGETS[target].kinds[field].startswith(("duration", "seconds"))
+]
+
+
+#: Parameters a test hands in (callables and the action just read), not values a DAG author writes.
+HANDED_IN = {"self", "sleep", "clock", "progress", "last_seen"}
+
+
+def _fields_named(field: str) -> tuple[str, ...]:
+    """What an error about ``field`` may call it: itself, or a command's key for a bad command."""
+    return (field, "Path", "ScriptName", "FileName", "params", "type") if field == "commands" else (field,)
+
+
+def _reaches_api(target: str, arguments: dict[str, Any]) -> None:
+    spec = TARGETS[target]
+    error = _outcome(lambda: spec.call(**arguments))
+    if spec.reaches_api:
+        assert isinstance(error, ApiCallAttempted), f"{target}({arguments}) failed before the API: {error!r}"
+    else:
+        assert error is None, f"{target}({arguments}): {error!r}"
+
+
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_each_targets_good_arguments_reach_the_api(target: str) -> None:
+    _reaches_api(target, TARGETS[target].good)
+
+
+def test_every_public_parameter_has_a_kind() -> None:
+    classes = {
+        "LiveResponseOperator": LiveResponseOperator,
+        "MachineActionSensor": MachineActionSensor,
+        "LiveResponseLibraryUploadOperator": LiveResponseLibraryUploadOperator,
+        "MachineActionTrigger": MachineActionTrigger,
+        "LiveResponseHook": LiveResponseHook,
+    }
+    for target, spec in TARGETS.items():
+        function = classes[target] if target in classes else getattr(LiveResponseHook, target)
+        declared = {
+            name
+            for name, parameter in inspect.signature(function).parameters.items()
+            if name not in HANDED_IN and parameter.kind not in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL)
+        }
+        assert declared == set(spec.kinds), f"{target}: parameters without a kind {declared - set(spec.kinds)}"
+
+
+@pytest.mark.parametrize(("target", "field"), BAD_ARGUMENTS)
+@PER_PARAMETER
+@given(data=st.data())
+def test_a_bad_argument_fails_naming_it_before_any_api_call(target: str, field: str, data: st.DataObject) -> None:
+    spec = TARGETS[target]
+    value = data.draw(BAD[spec.kinds[field]], label=field)
+    arguments = {**spec.good, field: value}
+    _fails_naming(_outcome(lambda: spec.call(**arguments)), _fields_named(field), arguments)
+
+
+@pytest.mark.parametrize(("target", "field"), DURATIONS, ids=[f"{t}-{f}" for t, f in DURATIONS])
+@PER_PARAMETER
+@given(seconds=GOOD_SECONDS)
+def test_a_good_duration_is_taken(target: str, field: str, seconds: Any) -> None:
+    _reaches_api(target, {**TARGETS[target].good, field: seconds})
 
 
 # -- (b) MDE's answers -------------------------------------------------------------------------------------------
