@@ -66,6 +66,7 @@ class LiveResponseAsyncHook(BaseHook):
         max_attempts: int = 6,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        mde_conn_id = validation.conn_id(mde_conn_id)
         self.timeout = validation.duration(timeout, "timeout")
         self.retry_policy = RetryPolicy(
             max_retry_wait=max_retry_wait, max_throttle_wait=max_throttle_wait, max_attempts=max_attempts

@@ -79,6 +79,7 @@ class MdeHttpHook(HttpHook):
         timeout: float | tuple[float, float] = (10.0, 120.0),
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        mde_conn_id = validation.conn_id(mde_conn_id)
         self.retry_policy = RetryPolicy(
             max_retry_wait=max_retry_wait, max_throttle_wait=max_throttle_wait, max_attempts=max_attempts
         )

@@ -52,6 +52,13 @@ def test_both_hooks_check_every_bound_when_constructed(hook_class: Any, field: s
         hook_class("mde_never_read", **{field: math.nan if field != "max_attempts" else 0})
 
 
+@pytest.mark.parametrize("hook_class", [LiveResponseHook, LiveResponseAsyncHook])
+@pytest.mark.parametrize("conn_id", [None, "", "  ", 5])
+def test_both_hooks_check_the_connection_id(hook_class: Any, conn_id: Any) -> None:
+    with pytest.raises(LiveResponseConfigError, match="mde_conn_id"):
+        hook_class(conn_id)
+
+
 @pytest.mark.parametrize("timeout", [(10.0, -1.0), (math.nan, 5.0), (1.0, 2.0, 3.0), "30", None])
 def test_the_sync_hook_checks_both_parts_of_its_timeout(timeout: Any) -> None:
     with pytest.raises(LiveResponseConfigError, match="timeout"):
