@@ -25,7 +25,7 @@ from airflow_provider_liveresponse.constants import CONN_TYPE, DEFAULT_CONN_ID, 
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError, LiveResponseConfigError
 from airflow_provider_liveresponse.hooks import odata
 from airflow_provider_liveresponse.hooks.action_workflow import ActionWorkflowMixin
-from airflow_provider_liveresponse.hooks.mde_http import MdeHttpHook
+from airflow_provider_liveresponse.hooks.mde_http import MdeHttpHook, connection_form_widgets, ui_field_behaviour
 from airflow_provider_liveresponse.hooks.responses import already_ended, entity, items
 from airflow_provider_liveresponse.hooks.result_reader import ResultReader
 from airflow_provider_liveresponse.markers import (
@@ -90,6 +90,17 @@ class LiveResponseHook(ActionWorkflowMixin, MdeHttpHook):
     default_conn_name = DEFAULT_CONN_ID
     conn_type = CONN_TYPE
     hook_name = HOOK_NAME
+
+    # Airflow 3.1 reads the connection form from methods of the hook class itself (3.2+ from provider info).
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Extra fields of the connection form."""
+        return connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden and relabelled standard fields of the connection form."""
+        return ui_field_behaviour()
 
     # -- live response ----------------------------------------------------------------------------------
 

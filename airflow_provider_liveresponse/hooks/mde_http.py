@@ -58,6 +58,39 @@ def _timeout(value: Any) -> float | tuple[float, float]:
     return validation.duration(value, "timeout")
 
 
+def connection_form_widgets() -> dict[str, Any]:
+    """Extra fields of the connection form, for Airflow versions that read them from the hook (3.1)."""
+    from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
+    from flask_babel import lazy_gettext
+    from wtforms import PasswordField, StringField
+
+    from airflow_provider_liveresponse.get_provider_info import CONN_FIELDS
+
+    widgets: dict[str, Any] = {}
+    for name, spec in CONN_FIELDS.items():
+        sensitive = spec["schema"].get("format") == "password"
+        field_class = PasswordField if sensitive else StringField
+        widget = BS3PasswordFieldWidget() if sensitive else BS3TextFieldWidget()
+        widgets[name] = field_class(
+            lazy_gettext(spec["label"]),
+            widget=widget,
+            description=spec.get("description"),
+            default=spec["schema"].get("default"),
+        )
+    return widgets
+
+
+def ui_field_behaviour() -> dict[str, Any]:
+    """Hidden and relabelled standard fields of the connection form."""
+    from airflow_provider_liveresponse.get_provider_info import UI_FIELD_BEHAVIOUR
+
+    return {
+        "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
+        "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
+        "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
+    }
+
+
 class MdeHttpHook(HttpHook):
     """HttpHook with MDE's auth, retries and errors under every request; see the module's docstring.
 
@@ -90,41 +123,6 @@ class MdeHttpHook(HttpHook):
         self._sleep = sleep
         self._session: requests.Session | None = None
         self._blob_session: requests.Session | None = None
-
-    # -- connection form (Airflow 3.1; 3.2+ reads the same fields from provider info) --------------------
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        """Extra fields of the connection form, for Airflow versions that read them from the hook."""
-        from flask_appbuilder.fieldwidgets import BS3PasswordFieldWidget, BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import PasswordField, StringField
-
-        from airflow_provider_liveresponse.get_provider_info import CONN_FIELDS
-
-        widgets: dict[str, Any] = {}
-        for name, spec in CONN_FIELDS.items():
-            sensitive = spec["schema"].get("format") == "password"
-            field_class = PasswordField if sensitive else StringField
-            widget = BS3PasswordFieldWidget() if sensitive else BS3TextFieldWidget()
-            widgets[name] = field_class(
-                lazy_gettext(spec["label"]),
-                widget=widget,
-                description=spec.get("description"),
-                default=spec["schema"].get("default"),
-            )
-        return widgets
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        """Hidden and relabelled standard fields of the connection form."""
-        from airflow_provider_liveresponse.get_provider_info import UI_FIELD_BEHAVIOUR
-
-        return {
-            "hidden_fields": list(UI_FIELD_BEHAVIOUR["hidden-fields"]),
-            "relabeling": dict(UI_FIELD_BEHAVIOUR["relabeling"]),
-            "placeholders": dict(UI_FIELD_BEHAVIOUR["placeholders"]),
-        }
 
     # -- connection, session, token ---------------------------------------------------------------------
 
