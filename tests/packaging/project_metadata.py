@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "airflow_provider_liveresponse"
 PROJECT = "airflow-provider-liveresponse"
 INSTALL_HINT = f"pip install '{PROJECT}[simulator]'"
-#: Imports inside these functions are supplied by Airflow's web UI where it builds the connection form; Airflow's
-#: providers manager skips the hook's widgets when they are missing (as for apache-airflow-providers-http).
-UI_ONLY_FUNCTIONS = frozenset({"get_connection_form_widgets"})
+#: What the hook imports, inside a function, to build the connection form's widgets on Airflow 3.1: where the UI
+#: builds the form they are there, and Airflow's providers manager skips the widgets when they are missing (as for
+#: apache-airflow-providers-http, which does the same).
+UI_ONLY_MODULES = frozenset({"flask_appbuilder", "flask_babel", "wtforms"})
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,12 @@ def files(*parts: str, exclude: tuple[str, ...] = ()) -> list[Path]:
 class _Collector(ast.NodeVisitor):
     def __init__(self) -> None:
         self.found: list[tuple[str, int]] = []
-        self._functions: list[str] = []
+        self._depth = 0
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        self._functions.append(node.name)
+        self._depth += 1
         self.generic_visit(node)
-        self._functions.pop()
+        self._depth -= 1
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
@@ -100,8 +101,9 @@ class _Collector(ast.NodeVisitor):
             self._add([node.module], node.lineno)
 
     def _add(self, modules: list[str], line: int) -> None:
-        if not UI_ONLY_FUNCTIONS.intersection(self._functions):
-            self.found.extend((module, line) for module in modules)
+        for module in modules:
+            if not (self._depth and module.partition(".")[0] in UI_ONLY_MODULES):
+                self.found.append((module, line))
 
 
 @cache
