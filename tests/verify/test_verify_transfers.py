@@ -10,18 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from transfer_helpers import WS1
 
 from airflow_provider_liveresponse.__main__ import run
 from airflow_provider_liveresponse.models import GetFile, RunScript
 from airflow_provider_liveresponse.signing import ManifestSigner
+from tests.transfers.transfer_helpers import WS1
 from tests.verify.cases import write_public_key
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from storage_servers import AzuriteServer, S3Server
-    from transfer_helpers import Actions, Transfer
+    from tests.transfers.storage_servers import AzuriteServer, S3Server
+    from tests.transfers.transfer_helpers import Actions, Transfer
 
 COMMANDS = [RunScript("triage.ps1"), GetFile(r"C:\Windows\Temp\triage.zip"), GetFile(r"C:\Evidence\sim-size-70000.bin")]
 NAMES = ["0_triage.ps1.transcript.json", "1_triage.zip", "2_sim-size-70000.bin"]
