@@ -34,12 +34,7 @@ class _HookCalls(Protocol):
     """The public calls of the hook this workflow builds on."""
 
     def run_live_response(
-        self,
-        machine_id: str,
-        commands: Sequence[Command | dict[str, Any]],
-        comment: str,
-        *,
-        marker: str | None = None,
+        self, machine_id: str, commands: Sequence[Command | dict[str, Any]], comment: str, *, marker: str | None = None
     ) -> MachineAction: ...
 
     def find_actions_by_marker(

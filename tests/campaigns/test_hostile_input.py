@@ -437,6 +437,24 @@ def _hook_constructor(**kwargs: Any) -> object:
     return LiveResponseHook(conn, sleep=lambda _: None, **kwargs).get_machine_action(ACTION_ID)
 
 
+def _result_target(method: str, **more_kinds: str) -> Target:
+    """A hook method that reads command ``index``'s result of an action."""
+    return Target(
+        _method(method),
+        {"action_id": ACTION_ID, "index": 0},
+        {"action_id": "action_id", "index": "index", **more_kinds},
+    )
+
+
+#: The parameters of a library upload, in the operator and in the hook.
+LIBRARY_ENTRY = {
+    "source": "source",
+    "file_name": "library_name?",
+    "description": "text?",
+    "parameters_description": "text?",
+    "has_parameters": "flag?",
+    "override_if_exists": "flag",
+}
 GETFILE = [GetFile("C:\\Windows\\Temp\\x.zip")]
 MARKER = "af-0123456789abcdef0123456789abcdef"
 TARGETS: dict[str, Target] = {
@@ -476,16 +494,7 @@ TARGETS: dict[str, Target] = {
     "LiveResponseLibraryUploadOperator": Target(
         _library,
         {"source": str(SCRIPT_FILE), "mde_conn_id": NO_NETWORK_CONN},
-        {
-            "source": "source",
-            "file_name": "library_name?",
-            "description": "text?",
-            "parameters_description": "text?",
-            "has_parameters": "flag?",
-            "override_if_exists": "flag",
-            "mde_conn_id": "conn_id",
-            "max_retry_wait": "duration",
-        },
+        {**LIBRARY_ENTRY, "mde_conn_id": "conn_id", "max_retry_wait": "duration"},
     ),
     "MachineActionTrigger": Target(
         MachineActionTrigger,
@@ -546,32 +555,13 @@ TARGETS: dict[str, Target] = {
         {"action_id": ACTION_ID, "comment": "stop"},
         {"action_id": "action_id", "comment": "text"},
     ),
-    "get_result_download_link": Target(
-        _method("get_result_download_link"),
-        {"action_id": ACTION_ID, "index": 0},
-        {"action_id": "action_id", "index": "index"},
-    ),
-    "open_result": Target(
-        _method("open_result"),
-        {"action_id": ACTION_ID, "index": 0},
-        {"action_id": "action_id", "index": "index", "max_resumes": "index"},
-    ),
-    "get_script_transcript": Target(
-        _method("get_script_transcript"),
-        {"action_id": ACTION_ID, "index": 0},
-        {"action_id": "action_id", "index": "index"},
-    ),
+    "get_result_download_link": _result_target("get_result_download_link"),
+    "open_result": _result_target("open_result", max_resumes="index"),
+    "get_script_transcript": _result_target("get_script_transcript"),
     "upload_library_file": Target(
         _method("upload_library_file"),
         {"source": b"Get-Process\n", "file_name": "triage.ps1"},
-        {
-            "source": "source",
-            "file_name": "library_name?",
-            "description": "text?",
-            "parameters_description": "text?",
-            "has_parameters": "flag?",
-            "override_if_exists": "flag",
-        },
+        LIBRARY_ENTRY,
     ),
     "delete_library_file": Target(
         _method("delete_library_file"), {"file_name": "triage.ps1"}, {"file_name": "library_name?"}

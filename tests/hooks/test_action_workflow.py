@@ -3,6 +3,7 @@ handed clock (no test here depends on how fast the machine is)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -189,31 +190,30 @@ def test_wait_past_the_deadline_says_which_action_is_still_running_and_what_to_d
     assert "cancel it in the Defender portal, or rerun the task" in message
 
 
-def test_wait_reports_progress_on_every_change_and_at_least_every_five_minutes(
-    simulator: Simulator, hook: LiveResponseHook, clock: HandedClock
-) -> None:
+def _wait_reporting(hook: LiveResponseHook, clock: HandedClock, action_id: str, poll: float) -> list[tuple[str, float]]:
+    """The progress reports of a wait of up to 1000 s, polling every ``poll`` seconds."""
     reports: list[tuple[str, float]] = []
-    action = hook.run_live_response(OFFLINE, [RunScript("triage.ps1")], "offline")
-    with pytest.raises(TimeoutError):
+    with contextlib.suppress(TimeoutError):
         hook.wait_for_action(
-            action.id,
-            poll_interval=60,
+            action_id,
+            poll_interval=poll,
             deadline=clock() + 1000,
             clock=clock,
             sleep=clock.sleep,
             progress=lambda a, elapsed: reports.append((str(a.status), elapsed)),
         )
+    return reports
+
+
+def test_wait_reports_a_long_unchanged_wait_every_five_minutes(hook: LiveResponseHook, clock: HandedClock) -> None:
+    action = hook.run_live_response(OFFLINE, [RunScript("triage.ps1")], "offline")
+    reports = _wait_reporting(hook, clock, action.id, poll=60)
     assert reports == [("Pending", PROGRESS_EVERY), ("Pending", 2 * PROGRESS_EVERY), ("Pending", 3 * PROGRESS_EVERY)]
-    simulator.state.set_device_online(OFFLINE, True)  # picked up 5 s later, then 20 s of script
-    reports.clear()
-    hook.wait_for_action(
-        action.id,
-        poll_interval=10,
-        deadline=clock() + 1000,
-        clock=clock,
-        sleep=clock.sleep,
-        progress=lambda a, elapsed: reports.append((str(a.status), elapsed)),
-    )
+
+
+def test_wait_reports_every_change_of_state(simulator: Simulator, hook: LiveResponseHook, clock: HandedClock) -> None:
+    action = hook.run_live_response(WS1, [RunScript("triage.ps1")], "online")  # picked up after 5 s, then 20 s
+    reports = _wait_reporting(hook, clock, action.id, poll=10)
     assert [status for status, _ in reports] == ["InProgress", "Succeeded"]
 
 
