@@ -14,7 +14,9 @@ it, the command line fails in one line naming the extra and ``Simulator`` raises
 Where to read more: :mod:`.fleet` (seeded devices, files and the ``sim-size-<N>.bin`` convention),
 :mod:`.library` (seeded scripts and what they do), :mod:`.lifecycle` (action life cycle), :mod:`.limits`
 (limits and profiles), :mod:`.faults` (faults per endpoint group), :mod:`.control` (the ``/_sim/`` control
-API), :mod:`.identity` (tokens), :mod:`.blobs` (the blob host), :mod:`.state` (counters and digests).
+API), :mod:`.identity` (tokens), :mod:`.blobs` (the blob host), :mod:`.state` (counters and digests),
+:mod:`.estate` (large fleets for sweeps), :mod:`.usage` (calls per API per hour, session times), :mod:`.views`
+(how listings filter thousands of entities).
 """
 
 from __future__ import annotations

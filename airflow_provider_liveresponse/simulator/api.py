@@ -12,8 +12,8 @@ import asyncio
 import hashlib
 import json
 import re
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from starlette.datastructures import UploadFile
@@ -25,8 +25,9 @@ from airflow_provider_liveresponse.simulator.errors import ApiError, error_respo
 from airflow_provider_liveresponse.simulator.library import LibraryFile
 from airflow_provider_liveresponse.simulator.lifecycle import COMMAND_PARAMETERS, COMMAND_TYPES, Command
 from airflow_provider_liveresponse.simulator.limits import retry_after_header
-from airflow_provider_liveresponse.simulator.odata import ODataError, compile_filter, sort_key_for
+from airflow_provider_liveresponse.simulator.odata import Instant, ODataError, compile_filter, sort_key_for
 from airflow_provider_liveresponse.simulator.transport import drop_connection
+from airflow_provider_liveresponse.simulator.views import ActionView, MachineView
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from airflow_provider_liveresponse.simulator.state import SimulatorState
 
 Handler = Callable[["Request"], Awaitable[Response]]
+T = TypeVar("T")
 
 ACTION_FILTER_FIELDS = ("id", "status", "machineId", "type", "requestor", "creationDateTimeUtc")
 ACTION_ORDER_FIELDS = (*ACTION_FILTER_FIELDS, "computerDnsName", "lastUpdateTimeUtc")
@@ -51,6 +53,7 @@ MACHINE_FILTER_FIELDS = (
     "exposureLevel",
     "lastIpAddress",
 )
+LIBRARY_FIELDS = ("fileName", "sha256", "createdBy", "hasParameters", "creationTime", "lastUpdatedTime")
 _LINK_OPERATION = re.compile(r"^GetLiveResponseResultDownloadLink\(index=(\d+)\)$", re.IGNORECASE)
 _ERROR_CODES = {500: "InternalServerError", 502: "BadGateway", 503: "ServiceUnavailable"}
 BLOB_PREFIX = "/mde-liveresponse"
@@ -114,6 +117,8 @@ class Api:
                 response = self._error(group, error)
             except ODataError as error:
                 response = error_response(400, "ODataError", str(error))
+            if response.status_code == 429 and rate_group is not None:
+                state.usage.record_throttle(rate_group, state.clock.time())
             if decision.kind == "commit_then_drop":
                 await drop_connection(request.scope)
             return response
@@ -197,17 +202,26 @@ class Api:
             device = self.state.device(machine_id) or self.state.device_by_host(machine_id)
             if device is None:
                 raise ApiError(404, "ResourceNotFound", f"Machine {machine_id} was not found")
-            entity = device.to_machine(now, format_datetime)
+            entity = self.state.machine_entity(device, now)
         return JSONResponse({"@odata.context": self._context("Machines/$entity"), **entity})
 
     async def list_machines(self, request: Request) -> Response:
-        """``GET /api/machines`` with ``$filter``, ``$top``, ``$skip``, ``$orderby``."""
-        with self.state.lock:
-            now = self.state.tick()
-            entities = [device.to_machine(now, format_datetime) for device in self.state.devices.values()]
-        if not entities:
-            raise ApiError(404, "ResourceNotFound", "No machines found")
-        return self._page(request, "/api/machines", entities, MACHINE_FILTER_FIELDS, MACHINE_FILTER_FIELDS, "Machines")
+        """``GET /api/machines`` with ``$filter``, ``$top``, ``$skip``, ``$orderby`` and paging."""
+        state = self.state
+        with state.lock:
+            now = state.tick()
+            if not state.devices:
+                raise ApiError(404, "ResourceNotFound", "No machines found")
+            return self._page(
+                request,
+                "/api/machines",
+                list(state.devices.values()),
+                MachineView(now, state.limits).bind,
+                lambda device: state.machine_entity(device, now),
+                MACHINE_FILTER_FIELDS,
+                MACHINE_FILTER_FIELDS,
+                "Machines",
+            )
 
     # -- actions -----------------------------------------------------------------------------------------------
     async def run_live_response(self, request: Request) -> Response:
@@ -229,10 +243,16 @@ class Api:
         """``GET /api/machineactions`` with ``$filter``, ``$top``, ``$skip``, ``$orderby`` and paging."""
         with self.state.lock:
             self.state.tick()
-            entities = [action.to_entity(list_form=True) for action in self.state.actions.values()]
-        return self._page(
-            request, "/api/machineactions", entities, ACTION_FILTER_FIELDS, ACTION_ORDER_FIELDS, "MachineActions"
-        )
+            return self._page(
+                request,
+                "/api/machineactions",
+                list(self.state.actions.values()),
+                ActionView().bind,
+                lambda action: action.to_entity(list_form=True),
+                ACTION_FILTER_FIELDS,
+                ACTION_ORDER_FIELDS,
+                "MachineActions",
+            )
 
     async def cancel_action(self, request: Request) -> Response:
         """``POST /api/machineactions/{id}/cancel`` with ``{"Comment": ...}``."""
@@ -265,10 +285,18 @@ class Api:
 
     # -- library -----------------------------------------------------------------------------------------------
     async def list_library(self, request: Request) -> Response:
-        """``GET /api/libraryfiles``."""
+        """``GET /api/libraryfiles``, paged like the other listings (``$filter`` on its plain fields too)."""
         with self.state.lock:
-            files = [item.to_entity(format_datetime) for item in self.state.library.values()]
-        return JSONResponse({"@odata.context": self._context("LibraryFiles"), "value": files})
+            return self._page(
+                request,
+                "/api/libraryfiles",
+                list(self.state.library.values()),
+                lambda item: item.to_entity(format_datetime),
+                lambda item: item.to_entity(format_datetime),
+                LIBRARY_FIELDS,
+                LIBRARY_FIELDS,
+                "LibraryFiles",
+            )
 
     async def upload_library_file(self, request: Request) -> Response:
         """``POST /api/libraryfiles`` (multipart: File, Description, ParametersDescription, HasParameters,
@@ -333,22 +361,33 @@ class Api:
         self,
         request: Request,
         path: str,
-        entities: list[dict[str, Any]],
+        items: Sequence[T],
+        view: Callable[[T], Mapping[str, Any]],
+        render: Callable[[T], dict[str, Any]],
         filter_fields: tuple[str, ...],
         order_fields: tuple[str, ...],
         entity_set: str,
     ) -> Response:
+        """One server-driven page: filter and sort ``items`` on ``view(item)``, render only the page's items.
+
+        ``view`` may return the same mapping each call, rebound to the item (:mod:`.views`): each result is read
+        before the next call.
+
+        ``$top`` caps the whole result (at most ``max_top``); a page holds at most ``page_size`` entities and an
+        ``@odata.nextLink`` (same ``$filter`` and ``$orderby``, ``$skip`` moved on, ``$top`` reduced) while more
+        of the ``$top`` remain, as MDE answers.
+        """
         query = request.query_params
         filter_text = query.get("$filter", "")
         predicate = compile_filter(filter_text, filter_fields)
-        selected = [entity for entity in entities if predicate(entity, {})]
+        selected = [item for item in items if predicate(view(item), {})]
         orderby = query.get("$orderby")
         if orderby:
             name, descending = sort_key_for(orderby, order_fields)
-            present = [entity for entity in selected if entity.get(name) is not None]
-            missing = [entity for entity in selected if entity.get(name) is None]
-            present.sort(key=lambda entity: _sortable(entity.get(name)), reverse=descending)
-            selected = present + missing
+            keyed = [(view(item).get(name), item) for item in selected]
+            present = [(_sortable(key), item) for key, item in keyed if key is not None]
+            present.sort(key=lambda pair: pair[0], reverse=descending)
+            selected = [item for _, item in present] + [item for key, item in keyed if key is None]
         max_top = self.state.limits.max_top
         top = _int_option(query.get("$top"), "$top", max_top)
         if top > max_top:
@@ -359,7 +398,8 @@ class Api:
         skip = _int_option(query.get("$skip"), "$skip", 0)
         window = selected[skip : skip + top]
         page_size = max(1, self.state.limits.page_size)
-        body: dict[str, Any] = {"@odata.context": self._context(entity_set), "value": window[:page_size]}
+        page = [render(item) for item in window[:page_size]]
+        body: dict[str, Any] = {"@odata.context": self._context(entity_set), "value": page}
         if len(window) > page_size:
             options = {
                 "$filter": filter_text,
@@ -453,6 +493,8 @@ def _int_option(value: str | None, name: str, default: int) -> int:
 
 
 def _sortable(value: Any) -> Any:
+    if isinstance(value, Instant):
+        return value.epoch
     if isinstance(value, str):
         return value.lower()
     if isinstance(value, list):

@@ -11,10 +11,22 @@
 ``DELETE /_sim/faults``                     disarm all (``?group=x`` for one group)
 ``GET /_sim/limits``                        current limits and profile
 ``POST /_sim/limits``                       ``{"profile": "current"}`` and/or single limits
-``GET /_sim/devices``                       every device as a Machine entity plus ``online``
+``GET /_sim/devices``                       every device as a Machine entity plus ``online`` (``?tag=x``: one tag)
 ``POST /_sim/devices``                      ``{"computerDnsName", "osPlatform", "online", "onboarded",
-                                            "rbacGroupName", "automation", "machineTags"}`` -> 201
-``PATCH /_sim/devices/{id}``                ``{"online": true|false}``
+                                            "rbacGroupName", "automation", "machineTags", "offlineFor"}`` -> 201
+``PATCH /_sim/devices/{id}``                ``{"online": true|false}``: now; with ``"at"`` (epoch seconds or ISO
+                                            text) or ``"afterSeconds"``: at that simulated time (``scheduled``)
+``POST /_sim/fleet``                        seed a large fleet: ``{"devices": 5000, "offlineFraction": 0.1,
+                                            "tag", "group", "prefix", "domain", "osPlatform", "seed",
+                                            "replace"}`` -> 201 with counts and offline host names
+``GET /_sim/fleet``                         ``{"devices", "online", "activeOffline", "inactive"}`` now
+                                            (``?tag=sweep``: of one tag)
+``GET /_sim/usage``                         per API (``runliveresponse``, ``machineactions``, ``link``,
+                                            ``library``, ``machines``): ``calls``, ``throttled`` (429s),
+                                            ``peak_per_minute``, ``peak_per_hour``, ``per_hour``; plus
+                                            ``submissions``, ``throttled_per_submission`` (``?since=epoch``)
+``GET /_sim/sessions``                      per action ``created``, ``pickedUp``, ``ended``, ``pendingSeconds``,
+                                            ``heldSeconds``; ``max_pending_seconds``, ``max_concurrent_sessions``
 ``POST /_sim/devices/{id}/files``           ``{"path": "C:\\\\x.bin", "size": N}`` -> 201
 ``GET /_sim/actions``                       ``{"actions_created": n, "value": [MachineAction, ...]}``
 ``GET /_sim/results/{action}/{index}/digest``  raw and compressed size / sha256 / md5 of a result
@@ -31,8 +43,10 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from airflow_provider_liveresponse.simulator.clock import format_datetime
+from airflow_provider_liveresponse.simulator.clock import format_datetime, parse_datetime
 from airflow_provider_liveresponse.simulator.errors import ApiError, error_response
+from airflow_provider_liveresponse.simulator.estate import FleetSpec, fleet_counts
+from airflow_provider_liveresponse.simulator.usage import sessions_report
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -49,6 +63,7 @@ _DEVICE_OPTIONS = {
     "rbacGroupName": "rbac_group_name",
     "automation": "automation",
     "machineTags": "machine_tags",
+    "offlineFor": "offline_for",
 }
 
 
@@ -71,6 +86,9 @@ class Control:
             Route("/_sim/devices", w(self.devices), methods=["GET", "POST"]),
             Route("/_sim/devices/{machine_id}", w(self.patch_device), methods=["PATCH"]),
             Route("/_sim/devices/{machine_id}/files", w(self.add_file), methods=["POST"]),
+            Route("/_sim/fleet", w(self.fleet), methods=["GET", "POST"]),
+            Route("/_sim/usage", w(self.usage), methods=["GET"]),
+            Route("/_sim/sessions", w(self.sessions), methods=["GET"]),
             Route("/_sim/actions", w(self.actions), methods=["GET"]),
             Route("/_sim/results/{action_id}/{index:int}/digest", w(self.digest), methods=["GET"]),
             Route("/_sim/tokens/revoke", w(self.revoke), methods=["POST"]),
@@ -131,28 +149,88 @@ class Control:
                 raise ApiError(400, "InvalidInput", f"unknown device option(s): {', '.join(sorted(unknown))}")
             device = self.state.add_device(host, **{_DEVICE_OPTIONS[key]: value for key, value in body.items()})
             return JSONResponse(self._device(device.id), status_code=201)
+        tag = request.query_params.get("tag")
         with self.state.lock:
-            ids = list(self.state.devices)
-        return JSONResponse({"value": [self._device(machine_id) for machine_id in ids]})
+            now = self.state.tick()
+            devices = [device for device in self.state.devices.values() if tag is None or tag in device.machine_tags]
+            value = [{**self.state.machine_entity(device, now), "online": device.online} for device in devices]
+        return JSONResponse({"value": value})
 
     def _device(self, machine_id: str) -> dict[str, Any]:
         with self.state.lock:
             now = self.state.tick()
             device = self.state.devices[machine_id]
-            return {**device.to_machine(now, format_datetime), "online": device.online}
+            return {**self.state.machine_entity(device, now), "online": device.online}
 
     async def patch_device(self, request: Request) -> Response:
-        """Bring a device online or take it offline."""
+        """Bring a device online or take it offline, now or at a simulated time."""
         body = await _body(request)
         machine_id = request.path_params["machine_id"]
         online = body.get("online")
         if not isinstance(online, bool):
             raise ApiError(400, "InvalidInput", "online must be true or false")
+        at = self._moment(body)
         try:
-            device = self.state.set_device_online(machine_id, online)
+            device = self.state.set_device_online(machine_id, online, at)
         except KeyError:
             raise ApiError(404, "ResourceNotFound", f"Machine {machine_id} was not found") from None
-        return JSONResponse(self._device(device.id))
+        return JSONResponse({**self._device(device.id), "scheduled": self.state.scheduled_changes(device.id)})
+
+    def _moment(self, body: dict[str, Any]) -> float | None:
+        """The simulated time of ``at`` (epoch seconds or ISO 8601 text) or now + ``afterSeconds``; None: now."""
+        at, after = body.get("at"), body.get("afterSeconds")
+        if at is not None and after is not None:
+            raise ApiError(400, "InvalidInput", "give at or afterSeconds, not both")
+        if after is not None:
+            if isinstance(after, bool) or not isinstance(after, (int, float)) or after < 0:
+                raise ApiError(400, "InvalidInput", "afterSeconds must be a non-negative number of simulated seconds")
+            return self.state.clock.time() + float(after)
+        if at is None:
+            return None
+        if isinstance(at, str):
+            try:
+                return parse_datetime(at)
+            except ValueError:
+                raise ApiError(400, "InvalidInput", f"at must be epoch seconds or ISO 8601 text, got {at!r}") from None
+        if isinstance(at, bool) or not isinstance(at, (int, float)):
+            raise ApiError(400, "InvalidInput", f"at must be epoch seconds or ISO 8601 text, got {at!r}")
+        return float(at)
+
+    async def fleet(self, request: Request) -> Response:
+        """Seed a large fleet, or count devices by state (online, offline but Active, Inactive)."""
+        if request.method == "POST":
+            summary = self.state.add_fleet(FleetSpec.from_options(await _body(request)))
+            return JSONResponse(summary, status_code=201)
+        tag = request.query_params.get("tag")
+        with self.state.lock:
+            now = self.state.tick()
+            devices = [device for device in self.state.devices.values() if tag is None or tag in device.machine_tags]
+            counts = fleet_counts(devices, now, self.state.limits.inactive_after_seconds)
+        return JSONResponse(counts)
+
+    async def usage(self, request: Request) -> Response:
+        """Calls and 429s per API on the simulated clock, and 429s per submission."""
+        since_text = request.query_params.get("since")
+        try:
+            since = float(since_text) if since_text else None
+        except ValueError:
+            raise ApiError(400, "InvalidInput", f"since must be epoch seconds, got {since_text!r}") from None
+        with self.state.lock:
+            now = self.state.tick()
+            report = self.state.usage.report(now, since)
+            submissions = sum(1 for action in self.state.actions.values() if action.created >= report["since"])
+        throttled = report["apis"]["runliveresponse"]["throttled"]
+        report["submissions"] = submissions
+        report["submission_429s"] = throttled
+        report["throttled_per_submission"] = throttled / submissions if submissions else 0.0
+        return JSONResponse(report)
+
+    async def sessions(self, request: Request) -> Response:
+        """Each action's creation, pickup and end times on the simulated clock, and the peak of sessions."""
+        with self.state.lock:
+            now = self.state.tick()
+            report = sessions_report(self.state.actions.values(), now, self.state.counters["max_concurrent_sessions"])
+        return JSONResponse(report)
 
     async def add_file(self, request: Request) -> Response:
         """Create a file of a given size on a device."""

@@ -6,12 +6,20 @@ with :func:`device_id`. The seeded fleet (all ``*.contoso.local``):
 - ``ws-0001`` ... ``ws-0280``: Windows 11 workstations, onboarded, online, tags ``workstation`` (and
   ``finance`` for every tenth one), group "Workstations" with full automation.
 - ``srv-0001`` ... ``srv-0010``: Windows Server 2022, online, tag ``server``.
-- ``laptop-0001`` ... ``laptop-0010``: Windows 11, **offline** (sessions stay Pending, then ``TimeOut``;
-  ``PATCH /_sim/devices/{id}`` or :meth:`Device.set_online` brings one online).
+- ``laptop-0001`` ... ``laptop-0010``: Windows 11, **offline** for 10 days, so ``Inactive`` (sessions stay
+  Pending, then ``TimeOut``; ``PATCH /_sim/devices/{id}`` or :meth:`Device.set_online` brings one online).
 - ``lnx-0001`` ... ``lnx-0003``: Ubuntu Linux, online.
 - ``unmanaged-0001`` ... ``unmanaged-0003``: only discovered, not onboarded (400 ``ClientVersionNotSupported``).
 - ``kiosk-0001``, ``kiosk-0002``: online, in group "Kiosks" without automation (403 ``DisallowedOperation``).
 - ``phone-0001``: iOS (400 ``OsPlatformNotSupported``).
+
+Health, as in MDE: ``healthStatus`` is ``Active`` while a device reports and stays ``Active`` after it goes
+offline until it has been silent for ``Limits.inactive_after_seconds`` (7 days), then ``Inactive``; a device that
+is not onboarded is ``Inactive``. ``lastSeen`` (MDE: the last full device report) reads
+``Limits.last_seen_lag_seconds`` before now while online (120 s by default; 86400 models MDE's daily report), and
+that long before the moment it went silent once offline. A device made offline (:func:`make_device`,
+``POST /_sim/devices``) has been silent for ``offline_for`` seconds (10 days, so ``Inactive``, by default).
+Large fleets for sweeps: :mod:`.estate`.
 
 Files every Windows device has: ``C:\\Windows\\System32\\drivers\\etc\\hosts`` (824 bytes),
 ``C:\\Windows\\System32\\winevt\\Logs\\Security.evtx`` (4 MiB), ``...\\System.evtx`` (1 MiB),
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,8 +66,21 @@ _GROUPS = {
     "Servers": (102, True),
     "Linux": (103, True),
     "Kiosks": (104, False),
+    "Sweep": (105, True),
     "Ungrouped": (0, True),
 }
+
+
+#: How long a device made offline without ``offline_for`` has been silent: past the 7 days, so ``Inactive``.
+OFFLINE_SILENCE_SECONDS = 10 * 86400
+
+
+def group_id(group_name: str) -> int:
+    """The ``rbacGroupId`` of a device group: the seeded groups' ids, a stable id from 1000 up for any other."""
+    known = _GROUPS.get(group_name)
+    if known is not None:
+        return known[0]
+    return 1000 + zlib.crc32(group_name.encode()) % 9000
 
 
 def device_id(host_name: str) -> str:
@@ -131,15 +153,32 @@ class Device:
             return DeviceFile(path=path, size=int(match.group(1)))
         return None
 
-    def to_machine(self, now: float, format_datetime: Any) -> dict[str, Any]:
+    def health_status(self, now: float, inactive_after: float) -> str:
+        """``Active`` while reporting and until silent for ``inactive_after`` seconds, then ``Inactive``."""
+        if not self.onboarded:
+            return "Inactive"
+        if self.online or now - self.last_seen < inactive_after:
+            return "Active"
+        return "Inactive"
+
+    def seen_at(self, now: float, lag: float) -> float:
+        """The ``lastSeen`` time: ``lag`` before now while online, ``lag`` before it went silent once offline."""
+        return (now if self.online else self.last_seen) - lag
+
+    def to_machine(
+        self,
+        now: float,
+        format_datetime: Any,
+        *,
+        last_seen_lag: float = 120.0,
+        inactive_after: float = 7 * 86400.0,
+    ) -> dict[str, Any]:
         """The device as an MDE Machine entity (camelCase, with fields clients may not know)."""
-        last_seen = now - 120 if self.online else self.last_seen
-        group_id = _GROUPS.get(self.rbac_group_name, (0, True))[0]
         return {
             "id": self.id,
             "computerDnsName": self.computer_dns_name,
             "firstSeen": format_datetime(self.first_seen),
-            "lastSeen": format_datetime(last_seen),
+            "lastSeen": format_datetime(self.seen_at(now, last_seen_lag)),
             "osPlatform": self.os_platform,
             "osVersion": self.os_version,
             "osProcessor": "x64",
@@ -148,9 +187,9 @@ class Device:
             "lastExternalIpAddress": "203.0.113.10",
             "agentVersion": "10.8760.26100.1" if self.onboarded else None,
             "osBuild": self.os_build,
-            "healthStatus": "Active" if self.online and self.onboarded else "Inactive",
+            "healthStatus": self.health_status(now, inactive_after),
             "deviceValue": "Normal",
-            "rbacGroupId": group_id,
+            "rbacGroupId": group_id(self.rbac_group_name),
             "rbacGroupName": self.rbac_group_name,
             "riskScore": "Low",
             "exposureLevel": "Medium",
@@ -180,8 +219,9 @@ def make_device(
     rbac_group_name: str = "Workstations",
     automation: bool | None = None,
     machine_tags: list[str] | None = None,
+    offline_for: float = OFFLINE_SILENCE_SECONDS,
 ) -> Device:
-    """A device with the default files of its platform."""
+    """A device with the default files of its platform; an offline one has been silent for ``offline_for`` s."""
     linux = os_platform == "Linux"
     builds = {"Windows11": ("11", 26100), "Windows10": ("10", 19045), "WindowsServer2022": ("2022", 20348)}
     version, build = builds.get(os_platform, ("22.04" if linux else "17.5", 0))
@@ -198,7 +238,7 @@ def make_device(
         machine_tags=list(machine_tags or []),
         ip_address=f"10.{(number >> 16) & 255}.{(number >> 8) & 255}.{number & 255}",
         first_seen=now - 90 * 86400,
-        last_seen=now - (2 * 86400 if not online else 120),
+        last_seen=now if online else now - offline_for,
         online_since=now - 3600 if online else None,
     )
     for path, size in (_LINUX_FILES if linux else _WINDOWS_FILES).items():

@@ -114,6 +114,9 @@ class Action:
     cancellation_requestor: str | None = None
     cancellation_comment: str | None = None
     cancellation_time: float | None = None
+    #: When the device picked the action up (Pending -> InProgress) and when it ended, simulated epoch seconds.
+    picked_up: float | None = None
+    ended: float | None = None
 
     @property
     def is_active(self) -> bool:
@@ -156,6 +159,7 @@ class Action:
     def cancel(self, requestor: str, comment: str, now: float) -> None:
         """Cancel the action at ``now`` (the caller has checked it is active)."""
         self.status = "Cancelled"
+        self.ended = now
         self.cancellation_requestor = requestor
         self.cancellation_comment = comment
         self.cancellation_time = now
@@ -238,16 +242,16 @@ def advance(action: Action, device: Device, library: dict[str, LibraryFile], lim
                 pickup = max(action.created, device.online_since or action.created) + PICKUP_SECONDS
                 if pickup <= deadline and pickup <= until:
                     action.status = "InProgress"
-                    action.cursor = action.last_update = pickup
+                    action.cursor = action.last_update = action.picked_up = pickup
                     continue
             if until >= deadline:
                 action.status = "TimeOut"
-                action.cursor = action.last_update = deadline
+                action.cursor = action.last_update = action.ended = deadline
             return
         pending = [command for command in action.execution_order() if command.status in ("Created", "InProgress")]
         if not pending:
             action.status = "Succeeded"
-            action.last_update = action.cursor
+            action.last_update = action.ended = action.cursor
             return
         command = pending[0]
         if command.status == "Created":
@@ -264,4 +268,5 @@ def advance(action: Action, device: Device, library: dict[str, LibraryFile], lim
         action.cursor = action.last_update = command.finish_at
         if command.status == "Failed":
             action.status = "TimeOut" if command.times_out else "Failed"
+            action.ended = command.finish_at
             return

@@ -1,4 +1,10 @@
-"""Rate limits, concurrency limits and queue limits of the MDE API, in named profiles, on the simulated clock."""
+"""Rate limits, concurrency limits and queue limits of the MDE API, in named profiles, on the simulated clock.
+
+:class:`Limits` also holds the tenant behaviours a test or benchmark tunes the same way (``--limit NAME=VALUE``,
+``POST /_sim/limits``): the page size of listings, how old an online device's ``lastSeen`` reads
+(``last_seen_lag_seconds``: 120 by default; MDE's full device report comes about every 24 hours, 86400) and
+after how long without signals a device reads ``Inactive`` (``inactive_after_seconds``: 7 days).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ READ_GROUPS = ("machineactions", "link", "library", "machines")
 
 @dataclass(frozen=True)
 class Limits:
-    """Every limit the simulator enforces; all durations are simulated seconds."""
+    """Every limit the simulator enforces, plus paging and device-report settings; durations in simulated seconds."""
 
     run_calls_per_minute: int = 10
     concurrent_sessions: int = 25
@@ -27,6 +33,8 @@ class Limits:
     max_top: int = 10_000
     page_size: int = 100
     concurrency_retry_after_seconds: float = 60
+    last_seen_lag_seconds: float = 120
+    inactive_after_seconds: float = 7 * 24 * 3600
 
     def updated(self, **changes: Any) -> Limits:
         """A copy with ``changes`` applied; unknown names raise ``ValueError``."""

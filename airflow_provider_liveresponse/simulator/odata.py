@@ -4,10 +4,16 @@ Supported: ``eq``, ``ne``, ``gt``, ``ge``, ``lt``, ``le``, ``in (...)``, ``and``
 parentheses, string literals (``'it''s'``), numbers, ``true``/``false``/``null``, datetimes (quoted or
 bare), and ``collection/any(t: t eq 'x')`` on list properties such as ``machineTags``. Property names match
 case-insensitively; string comparisons ignore case. Anything else raises :class:`ODataError`.
+
+Entities may be any mapping; a lazy view (:mod:`.views`) computes only the properties a filter reads, and may
+hand a datetime as an :class:`Instant` (already parsed) instead of text. Comparisons with a constant string
+(``eq``, ``ne``, ``in``) are prepared once per filter, so a filter costs about a microsecond per entity.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +40,21 @@ _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?$")
 
 class ODataError(ValueError):
     """A ``$filter`` or ``$orderby`` the simulator (and MDE) cannot evaluate."""
+
+
+class Instant(float):
+    """A datetime property already parsed, in epoch seconds: compares with datetime text and with other instants."""
+
+    __slots__ = ()
+
+    @property
+    def epoch(self) -> float:
+        """The moment in epoch seconds."""
+        return float(self)
+
+
+_epoch = functools.lru_cache(maxsize=4096)(parse_datetime)
+_MISSING = object()
 
 
 @dataclass(frozen=True)
@@ -72,6 +93,9 @@ def _literal_value(token: _Token) -> Any:
 
 
 def _lookup(entity: Entity, name: str) -> Any:
+    value = entity.get(name, _MISSING)
+    if value is not _MISSING:
+        return value
     lowered = name.lower()
     for key, value in entity.items():
         if key.lower() == lowered:
@@ -79,11 +103,22 @@ def _lookup(entity: Entity, name: str) -> Any:
     return None
 
 
+def _as_epoch(value: Any) -> Any:
+    """An :class:`Instant` or datetime text as epoch seconds; anything else unchanged."""
+    if isinstance(value, Instant):
+        return value.epoch
+    if isinstance(value, str) and _DATETIME.match(value):
+        return _epoch(value)
+    return value
+
+
 def _compare(left: Any, operator: str, right: Any) -> bool:
-    if isinstance(left, str) and isinstance(right, str):
+    if isinstance(left, Instant) or isinstance(right, Instant):
+        left_value: Any = _as_epoch(left)
+        right_value: Any = _as_epoch(right)
+    elif isinstance(left, str) and isinstance(right, str):
         if _DATETIME.match(left) and _DATETIME.match(right):
-            left_value: Any = parse_datetime(left)
-            right_value: Any = parse_datetime(right)
+            left_value, right_value = _epoch(left), _epoch(right)
         else:
             left_value, right_value = left.lower(), right.lower()
     else:
@@ -106,12 +141,53 @@ def _compare(left: Any, operator: str, right: Any) -> bool:
         raise ODataError(f"Cannot compare {left!r} with {right!r} using '{operator}'") from None
 
 
+def _matcher(values: Sequence[Any]) -> Callable[[Any], bool]:
+    """Whether a value equals any of ``values`` (constants), as :func:`_compare` with ``eq`` would say.
+
+    Text that is not a datetime compares case-insensitively with text constants, so that case is one set lookup.
+    """
+    texts = {value.lower() for value in values if isinstance(value, str)}
+
+    def matches(value: Any) -> bool:
+        if isinstance(value, str) and not (value[4:5] == "-" and _DATETIME.match(value)):
+            return value.lower() in texts
+        return any(_compare(value, "eq", constant) for constant in values)
+
+    return matches
+
+
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
+
+
+def _instant_comparison(left: Callable[[Entity, dict[str, Any]], Any], name: str, text: str) -> Predicate:
+    """``left <name> <datetime text>``: parsed once; an :class:`Instant` property compares without parsing."""
+    compare = _OPERATORS[name]
+    moment = Instant(_epoch(text))
+
+    def predicate(entity: Entity, scope: dict[str, Any]) -> bool:
+        value = left(entity, scope)
+        if isinstance(value, Instant):
+            return bool(compare(value, moment))
+        return _compare(value, name, text)
+
+    return predicate
+
+
 class _Parser:
     def __init__(self, text: str, fields: Sequence[str]) -> None:
         self.tokens = _tokenize(text)
         self.position = 0
         self.fields = {name.lower(): name for name in fields}
         self.variables: set[str] = set()
+        #: The last comparison of each lambda variable with constants: (its predicate, the test of a value).
+        self.item_tests: dict[str, tuple[Predicate, Callable[[Any], bool]]] = {}
 
     def peek(self) -> _Token | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -147,6 +223,9 @@ class _Parser:
             terms.append(self.parse_and())
         if len(terms) == 1:
             return terms[0]
+        if len(terms) == 2:
+            first, second = terms
+            return lambda entity, scope: first(entity, scope) or second(entity, scope)
         return lambda entity, scope: any(term(entity, scope) for term in terms)
 
     def parse_and(self) -> Predicate:
@@ -155,6 +234,9 @@ class _Parser:
             terms.append(self.parse_unary())
         if len(terms) == 1:
             return terms[0]
+        if len(terms) == 2:
+            first, second = terms
+            return lambda entity, scope: first(entity, scope) and second(entity, scope)
         return lambda entity, scope: all(term(entity, scope) for term in terms)
 
     def parse_unary(self) -> Predicate:
@@ -192,8 +274,10 @@ class _Parser:
         token = self.peek()
         if token is not None and token.kind == "name" and token.text.lower().endswith("/any"):
             return self.parse_any(token)
+        subject = self.peek()
         left = self.parse_operand()
         operator = self.next().text.lower()
+        matches: Callable[[Any], bool] | None = None
         if operator == "in":
             self.expect("(")
             values: list[Any] = [_literal_value(self.next())]
@@ -201,11 +285,30 @@ class _Parser:
                 values.append(_literal_value(self.next()))
             if separator.text != ")":
                 raise ODataError(f"Expected ')' to close 'in', found '{separator.text}'")
-            return lambda entity, scope: any(_compare(left(entity, scope), "eq", value) for value in values)
-        if operator not in _COMPARISONS:
+            matches = _matcher(values)
+        elif operator not in _COMPARISONS:
             raise ODataError(f"Unsupported operator '{operator}'")
-        right = self.parse_operand()
-        return lambda entity, scope: _compare(left(entity, scope), operator, right(entity, scope))
+        else:
+            constant = self.peek()
+            right = self.parse_operand()
+            literal = _literal_value(constant) if constant is not None and constant.kind != "name" else None
+            if isinstance(literal, str) and _DATETIME.match(literal):
+                return _instant_comparison(left, operator, literal)
+            if operator not in ("eq", "ne") or constant is None or constant.kind != "string":
+                return lambda entity, scope: _compare(left(entity, scope), operator, right(entity, scope))
+            equals = _matcher([_literal_value(constant)])
+            if operator == "ne":
+                return lambda entity, scope: not equals(left(entity, scope))
+            matches = equals
+        test = matches
+
+        def predicate(entity: Entity, scope: dict[str, Any]) -> bool:
+            return test(left(entity, scope))
+
+        if subject is not None and subject.text in self.variables:
+            # ``t eq 'x'`` or ``t in (...)`` on the lambda variable: any() tests the items directly.
+            self.item_tests[subject.text] = (predicate, test)
+        return predicate
 
     def parse_any(self, token: _Token) -> Predicate:
         self.next()
@@ -222,10 +325,19 @@ class _Parser:
             self.variables.discard(variable.text)
         self.expect(")")
         name = variable.text
+        simple = self.item_tests.pop(name, None)
+        if simple is not None and simple[0] is inner:
+            test = simple[1]
+            return lambda entity, scope: any(map(test, _lookup(entity, collection) or ()))
 
         def predicate(entity: Entity, scope: dict[str, Any]) -> bool:
             items = _lookup(entity, collection) or []
-            return any(inner(entity, {**scope, name: item}) for item in items)
+            inner_scope = dict(scope)
+            for item in items:
+                inner_scope[name] = item
+                if inner(entity, inner_scope):
+                    return True
+            return False
 
         return predicate
 

@@ -1,4 +1,5 @@
-"""pytest fixtures: ``simulator`` (a running MDE simulator per test) and ``simulator_factory`` (custom ones).
+"""pytest fixtures: ``simulator`` (a running MDE simulator per test), ``simulator_factory`` (custom ones) and
+``fleet_simulator`` (one that also holds a large fleet: 5,000 devices tagged ``sweep``, 10% offline).
 
 Enable with ``pytest_plugins = ["airflow_provider_liveresponse.simulator.pytest_plugin"]``.
 
@@ -6,6 +7,9 @@ Enable with ``pytest_plugins = ["airflow_provider_liveresponse.simulator.pytest_
 seconds, so ``expires_in`` is 3600 real seconds as in production: msal treats a token that expires within five
 real minutes as expired, so at speed 60 a one-hour simulated lifetime would make every call fetch a new token.
 Tests of expiry advance the clock by ``sim.identity.token_lifetime``.
+
+Any simulator can hold a large fleet: ``simulator_factory(fleet={"devices": 5000, "offline_fraction": 0.1})``
+or ``sim.add_fleet(devices=..., ...)`` (see :mod:`.estate`); what was seeded is in ``sim.fleets``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ if TYPE_CHECKING:
 FIXTURE_SPEED = 60.0
 #: Simulated token lifetime in the fixture: one real hour.
 FIXTURE_TOKEN_LIFETIME = 3600 * FIXTURE_SPEED
+#: The large fleet of ``fleet_simulator``: 5,000 devices tagged ``sweep`` in group ``Sweep``, 10% offline
+#: (250 Inactive, 250 Active but offline), on top of the seeded devices.
+FIXTURE_FLEET = {"devices": 5000, "offline_fraction": 0.1}
 
 
 @pytest.fixture
@@ -50,3 +57,9 @@ def simulator_factory(tmp_path: Path) -> Iterator[Callable[..., Simulator]]:
 def simulator(simulator_factory: Callable[..., Simulator]) -> Simulator:
     """A started simulator on free loopback ports (speed 60), stopped after the test."""
     return simulator_factory()
+
+
+@pytest.fixture
+def fleet_simulator(simulator_factory: Callable[..., Simulator]) -> Simulator:
+    """A started simulator (speed 60) that also holds the large fleet :data:`FIXTURE_FLEET`."""
+    return simulator_factory(fleet=dict(FIXTURE_FLEET))

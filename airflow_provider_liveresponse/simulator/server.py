@@ -23,6 +23,7 @@ from airflow_provider_liveresponse.simulator.blobs import BlobHost
 from airflow_provider_liveresponse.simulator.clock import SimulatedClock
 from airflow_provider_liveresponse.simulator.control import Control
 from airflow_provider_liveresponse.simulator.errors import error_response
+from airflow_provider_liveresponse.simulator.estate import FleetSpec
 from airflow_provider_liveresponse.simulator.identity import Identity
 from airflow_provider_liveresponse.simulator.limits import profile_limits
 from airflow_provider_liveresponse.simulator.state import SimulatorState
@@ -89,7 +90,8 @@ class Simulator:
     ``speed`` is simulated seconds per real second; ``state_dir`` holds the TLS files and result blobs (a
     temporary folder, removed on stop, when None); ``profile`` is ``seeds`` or ``current`` (see
     :mod:`.limits`), ``limits`` overrides single limits; ``token_lifetime`` is in simulated seconds;
-    ``client_certificate`` (public PEM) enables certificate authentication (also :meth:`register_certificate`).
+    ``client_certificate`` (public PEM) enables certificate authentication (also :meth:`register_certificate`);
+    ``fleet`` (a :class:`~.estate.FleetSpec` or its options as a dict) seeds a large fleet (also :meth:`add_fleet`).
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class Simulator:
         blob_port: int = 0,
         limits: dict[str, Any] | None = None,
         client_certificate: str | bytes | None = None,
+        fleet: FleetSpec | dict[str, Any] | None = None,
     ) -> None:
         self._temp_dir: tempfile.TemporaryDirectory[str] | None = None
         if state_dir is None:
@@ -135,6 +138,10 @@ class Simulator:
         self.identity = Identity(self.state, tenant_id, client_id, client_secret, token_lifetime)
         if client_certificate is not None:
             self.identity.register_certificate(client_certificate)
+        #: What :meth:`add_fleet` seeded, in order (counts and offline host names of each fleet).
+        self.fleets: list[dict[str, Any]] = []
+        if fleet is not None:
+            self.add_fleet(fleet)
         self.api = Api(self.state, self.identity)
         self.control = Control(self.state, self.identity)
         self.api_url = ""
@@ -287,6 +294,17 @@ class Simulator:
         return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
 
     # -- using it ----------------------------------------------------------------------------------------------
+    def add_fleet(self, spec: FleetSpec | dict[str, Any] | None = None, **options: Any) -> dict[str, Any]:
+        """Seed a large fleet (``add_fleet(devices=5000, offline_fraction=0.1)``, see :mod:`.estate`); returns
+        its counts (``online``, ``activeOffline``, ``inactive``), ``rbacGroupId`` and offline host names."""
+        if spec is None or isinstance(spec, dict):
+            spec = FleetSpec.from_options({**(spec or {}), **options})
+        elif options:
+            raise TypeError("give a FleetSpec or options, not both")
+        summary = self.state.add_fleet(spec)
+        self.fleets.append(summary)
+        return summary
+
     def register_certificate(self, certificate_pem: str | bytes) -> str:
         """Accept a client certificate (public PEM) for certificate authentication; returns its SHA-1 thumbprint."""
         return self.identity.register_certificate(certificate_pem)
@@ -340,4 +358,8 @@ class Simulator:
             "client_id": self.client_id,
             "speed": self.clock.speed,
             "profile": self.profile,
+            "page_size": self.state.limits.page_size,
+            "fleets": [
+                {key: value for key, value in fleet.items() if not key.endswith("Hosts")} for fleet in self.fleets
+            ],
         }

@@ -7,6 +7,8 @@ Tests may read and change the state directly (``sim.state``).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 import secrets
 import threading
@@ -14,13 +16,16 @@ import uuid
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_liveresponse.simulator.clock import format_datetime
 from airflow_provider_liveresponse.simulator.errors import ApiError
+from airflow_provider_liveresponse.simulator.estate import FleetSpec, build_fleet
 from airflow_provider_liveresponse.simulator.faults import Faults
 from airflow_provider_liveresponse.simulator.fleet import LIVE_RESPONSE_PLATFORMS, Device, make_device, seed_fleet
 from airflow_provider_liveresponse.simulator.library import LibraryFile, seed_library
 from airflow_provider_liveresponse.simulator.lifecycle import Action, Command, Result, advance
 from airflow_provider_liveresponse.simulator.limits import READ_GROUPS, Limits, SlidingWindow, profile_limits
 from airflow_provider_liveresponse.simulator.results import ResultStore
+from airflow_provider_liveresponse.simulator.usage import Usage
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -61,6 +66,14 @@ class SimulatorState:
         self.devices: dict[str, Device] = {device.id: device for device in seed_fleet(now)}
         self.library: dict[str, LibraryFile] = seed_library(now)
         self.actions: dict[str, Action] = {}
+        #: Pending and InProgress actions by id, and by device: what :meth:`tick` advances.
+        self._active: dict[str, Action] = {}
+        self._active_by_device: dict[str, Action] = {}
+        #: Scheduled online / offline changes: (simulated time, sequence, device id, online).
+        self._schedule: list[tuple[float, int, str, bool]] = []
+        self._sequence = itertools.count()
+        #: Calls and 429s per rate-limited API, on the simulated clock (``GET /_sim/usage``).
+        self.usage = Usage(now)
         self.results = ResultStore(state_dir / "blobs", seed, secrets.token_bytes(32))
         self._ids = random.Random(seed)
         self._windows: dict[str, SlidingWindow] = {}
@@ -73,13 +86,35 @@ class SimulatorState:
 
     # -- time -------------------------------------------------------------------------------------------------
     def tick(self) -> float:
-        """Advance every active action to the current simulated time; returns that time."""
+        """Advance every active action to the current simulated time; returns that time.
+
+        Scheduled device changes that fall due are applied in time order, each after that device's actions
+        have been advanced to its moment.
+        """
         with self.lock:
             now = self.clock.time()
-            for action in self.actions.values():
-                if action.is_active:
-                    advance(action, self.devices[action.machine_id], self.library, self.limits, now)
+            while self._schedule and self._schedule[0][0] <= now:
+                at, _, machine_id, online = heapq.heappop(self._schedule)
+                device = self.devices.get(machine_id)
+                if device is None:
+                    continue
+                action = self._active_by_device.get(machine_id)
+                if action is not None:
+                    self._advance(action, at)
+                device.set_online(online, at)
+            for action in list(self._active.values()):
+                self._advance(action, now)
             return now
+
+    def _advance(self, action: Action, until: float) -> None:
+        advance(action, self.devices[action.machine_id], self.library, self.limits, until)
+        if not action.is_active:
+            self._retire(action)
+
+    def _retire(self, action: Action) -> None:
+        self._active.pop(action.id, None)
+        if self._active_by_device.get(action.machine_id) is action:
+            del self._active_by_device[action.machine_id]
 
     def advance_clock(self, seconds: float) -> float:
         """Move the simulated clock ahead (actions progress on the next :meth:`tick`)."""
@@ -102,6 +137,8 @@ class SimulatorState:
     def take_rate(self, group: str, now: float) -> float | None:
         """Count one call to a rate-limited group; the simulated seconds to wait if it is over a limit."""
         with self.lock:
+            if group == "runliveresponse" or group in READ_GROUPS:
+                self.usage.record_call(group, now)
             if group == "runliveresponse":
                 rules = [(self.limits.run_calls_per_minute, 60.0)]
             elif group in READ_GROUPS:
@@ -124,6 +161,15 @@ class SimulatorState:
         """The device with this id (case-insensitive), or None."""
         return self.devices.get(machine_id.lower())
 
+    def machine_entity(self, device: Device, now: float) -> dict[str, Any]:
+        """The device as an MDE Machine entity at ``now``, with this tenant's lastSeen lag and 7-day rule."""
+        return device.to_machine(
+            now,
+            format_datetime,
+            last_seen_lag=self.limits.last_seen_lag_seconds,
+            inactive_after=self.limits.inactive_after_seconds,
+        )
+
     def device_by_host(self, host_name: str) -> Device | None:
         """The device with this host name (case-insensitive), or None."""
         lowered = host_name.lower()
@@ -140,13 +186,43 @@ class SimulatorState:
             self.devices[device.id] = device
             return device
 
-    def set_device_online(self, machine_id: str, online: bool) -> Device:
-        """Bring a device online or take it offline from now on."""
+    def set_device_online(self, machine_id: str, online: bool, at: float | None = None) -> Device:
+        """Bring a device online or take it offline now, or at simulated time ``at`` (not in the past)."""
         with self.lock:
             now = self.tick()
             device = self._known_device(machine_id)
-            device.set_online(online, now)
+            if at is None:
+                device.set_online(online, now)
+                return device
+            if at < now:
+                raise ValueError(f"at must not be before the simulated now ({now:.3f}), got {at:.3f}")
+            heapq.heappush(self._schedule, (at, next(self._sequence), device.id, online))
+            self.counters["scheduled_device_changes"] += 1
             return device
+
+    def scheduled_changes(self, machine_id: str) -> list[dict[str, Any]]:
+        """The device's online / offline changes still to come: ``[{"at": epoch, "online": bool}]``."""
+        with self.lock:
+            return [
+                {"at": at, "online": online}
+                for at, _, device, online in sorted(self._schedule)
+                if device == machine_id.lower()
+            ]
+
+    def add_fleet(self, spec: FleetSpec) -> dict[str, Any]:
+        """Seed a large fleet (see :mod:`.estate`); returns what it holds. ``spec.replace`` drops the others."""
+        with self.lock:
+            now = self.tick()
+            devices, summary = build_fleet(spec, now)
+            if spec.replace:
+                keep = {device.id for device in devices}
+                busy = sorted({action.machine_id for action in self.actions.values()} - keep)
+                if busy:
+                    raise ValueError(f"cannot replace the fleet: {len(busy)} device(s) have actions, e.g. {busy[0]}")
+                self.devices.clear()
+            self.devices.update((device.id, device) for device in devices)
+            self.counters["fleet_devices_seeded"] += len(devices)
+            return summary
 
     def add_device_file(self, machine_id: str, path: str, size: int) -> None:
         """Create a file of ``size`` bytes on a device."""
@@ -166,8 +242,9 @@ class SimulatorState:
         return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
 
     def active_actions(self) -> list[Action]:
-        """Pending and InProgress actions."""
-        return [action for action in self.actions.values() if action.is_active]
+        """Pending and InProgress actions (as of the last :meth:`tick`)."""
+        with self.lock:
+            return [action for action in self._active.values() if action.is_active]
 
     def create_action(self, machine_id: str, commands: list[Command], comment: str | None, requestor: str) -> Action:
         """Start a live-response session, with every refusal MDE makes (raises :class:`ApiError`)."""
@@ -188,14 +265,14 @@ class SimulatorState:
                 raise ApiError(
                     403, "DisallowedOperation", f"Machine {device.id} is in a device group that has no automation level"
                 )
-            for action in self.active_actions():
-                if action.machine_id == device.id:
-                    raise ApiError(
-                        400,
-                        "ActiveRequestAlreadyExists",
-                        f"Action is already in progress: machine action {action.id} is {action.status} on {device.id}",
-                    )
-            if len(self.active_actions()) >= self.limits.concurrent_sessions:
+            busy = self._active_by_device.get(device.id)
+            if busy is not None:
+                raise ApiError(
+                    400,
+                    "ActiveRequestAlreadyExists",
+                    f"Action is already in progress: machine action {busy.id} is {busy.status} on {device.id}",
+                )
+            if len(self._active) >= self.limits.concurrent_sessions:
                 raise ApiError(
                     429,
                     "TooManyRequests",
@@ -214,9 +291,11 @@ class SimulatorState:
                 cursor=now,
             )
             self.actions[action.id] = action
+            self._active[action.id] = action
+            self._active_by_device[device.id] = action
             self.counters["actions_created"] += 1
             # Sessions only start here, so the peak of concurrently active sessions is always seen here.
-            active = len(self.active_actions())
+            active = len(self._active)
             self.counters["max_concurrent_sessions"] = max(self.counters["max_concurrent_sessions"], active)
             return action
 
@@ -238,6 +317,7 @@ class SimulatorState:
                     400, "BadRequest", f"Machine action {action.id} is already {action.status} and cannot be cancelled"
                 )
             action.cancel(requestor, comment, self.clock.time())
+            self._retire(action)
             return action
 
     def result(self, action_id: str, index: int) -> Result:

@@ -91,3 +91,47 @@ def test_the_cli_prints_how_to_connect_and_stops_on_a_signal(tmp_path: Path, sto
             process.communicate(timeout=10)
 
     assert returncode == 0
+
+
+def test_the_cli_seeds_a_large_fleet_and_sets_paging_and_the_report_lag(tmp_path: Path) -> None:
+    process, info = _start(
+        tmp_path,
+        *("--devices", "300", "--offline-fraction", "0.1", "--fleet-tag", "wave", "--fleet-only"),
+        *("--page-size", "50", "--last-seen-lag", "86400"),
+    )
+    try:
+        control = info["control_url"]
+        counts = requests.get(f"{control}/fleet", params={"tag": "wave"}, verify=info["ca_file"], timeout=10).json()
+        limits = requests.get(f"{control}/limits", verify=info["ca_file"], timeout=10).json()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.communicate(timeout=10)
+
+    assert info["page_size"] == 50
+    (fleet,) = info["fleets"]
+    assert (fleet["devices"], fleet["online"], fleet["activeOffline"], fleet["inactive"]) == (300, 270, 15, 15)
+    assert counts == {"devices": 300, "online": 270, "activeOffline": 15, "inactive": 15}
+    assert (limits["page_size"], limits["last_seen_lag_seconds"]) == (50, 86400)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--devices", "0"), ("--devices", "10", "--offline-fraction", "2"), ("--page-size", "0")],
+    ids=["no-devices", "fraction-above-1", "page-size-0"],
+)
+def test_the_cli_refuses_a_bad_fleet_or_page_size(args: tuple[str, ...]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_liveresponse.simulator", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 2
+    assert "error:" in result.stderr
