@@ -133,7 +133,7 @@ def test_every_troubleshooting_row_is_a_message_the_package_really_gives(
     asserted_elsewhere = {
         "stayed busy with another live-response session": "test_limits_and_busy_devices.py",
         "was throttled by MDE for longer than the retry budget": "test_limits_and_busy_devices.py",
-        "ended TimeOut": "test_live_response_operator.py",
+        "ended TimeOut": "test_live_response.py",
     }
     rows = _troubleshooting_rows()
     assert len(rows) == len(produced) + len(asserted_elsewhere)

@@ -12,8 +12,6 @@ from tests.packaging.project_metadata import ROOT, files, third_party_imports
 SYS_PATH_EDITS = {
     # The code of a child process, whose first sys.path entry (the current folder) the injected patch may drop.
     "tests/dag_runner.py": "a child process's own sys.path",
-    # To go: import the transfer tests' helpers as tests.transfers.<module> (or move them to the test kit).
-    "tests/verify/conftest.py": "reaches tests/transfers' top-level helper modules",
 }
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from sim_helpers import SimClient
+
+from tests.simulator.sim_helpers import SimClient
 
 if TYPE_CHECKING:
     from collections.abc import Callable

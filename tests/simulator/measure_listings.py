@@ -14,17 +14,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from sim_helpers import SimClient
 
 from airflow_provider_liveresponse.simulator.clock import format_datetime
 from airflow_provider_liveresponse.simulator.lifecycle import Command
 from airflow_provider_liveresponse.simulator.server import Simulator
+from tests.simulator.sim_helpers import SimClient
 
 
 def _listing(mde: SimClient, url: str) -> tuple[int, int, float, list[float], list[float]]:

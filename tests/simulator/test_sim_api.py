@@ -6,7 +6,6 @@ import re
 from typing import TYPE_CHECKING
 
 import pytest
-from sim_helpers import TRIAGE_ZIP, SimClient, get_file, put_file, run_script
 
 from airflow_provider_liveresponse.simulator.fleet import (
     DISCOVERED_HOSTS,
@@ -15,6 +14,7 @@ from airflow_provider_liveresponse.simulator.fleet import (
     UNSUPPORTED_OS_HOSTS,
     device_id,
 )
+from tests.simulator.sim_helpers import TRIAGE_ZIP, SimClient, get_file, put_file, run_script
 
 if TYPE_CHECKING:
     from airflow_provider_liveresponse.simulator.server import Simulator

@@ -6,10 +6,10 @@ import gzip
 from typing import TYPE_CHECKING
 
 import pytest
-from sim_helpers import SimClient, get_file
 
 from airflow_provider_liveresponse.simulator.blobs import content_disposition
 from airflow_provider_liveresponse.simulator.fleet import device_id
+from tests.simulator.sim_helpers import SimClient, get_file
 
 if TYPE_CHECKING:
     from airflow_provider_liveresponse.simulator.server import Simulator

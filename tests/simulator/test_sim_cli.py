@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from sim_helpers import SCOPE
+
+from tests.simulator.sim_helpers import SCOPE
 
 if TYPE_CHECKING:
     from pathlib import Path

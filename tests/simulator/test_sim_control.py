@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from sim_helpers import TRIAGE_ZIP, SimClient, get_file
 
 from airflow_provider_liveresponse.simulator import Simulator
 from airflow_provider_liveresponse.simulator.clock import parse_datetime
 from airflow_provider_liveresponse.simulator.fleet import device_id
+from tests.simulator.sim_helpers import TRIAGE_ZIP, SimClient, get_file
 
 if TYPE_CHECKING:
     from pathlib import Path

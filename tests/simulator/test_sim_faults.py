@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from sim_helpers import TRIAGE_ZIP, SimClient, get_file
 
 from airflow_provider_liveresponse.simulator.faults import Faults
 from airflow_provider_liveresponse.simulator.fleet import device_id
+from tests.simulator.sim_helpers import TRIAGE_ZIP, SimClient, get_file
 
 if TYPE_CHECKING:
     from airflow_provider_liveresponse.simulator.server import Simulator

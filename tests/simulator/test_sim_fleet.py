@@ -6,12 +6,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from sim_helpers import TRIAGE_ZIP, SimClient, get_file
 
 from airflow_provider_liveresponse.simulator.clock import format_datetime
 from airflow_provider_liveresponse.simulator.estate import FleetSpec, build_fleet
 from airflow_provider_liveresponse.simulator.fleet import device_id
 from airflow_provider_liveresponse.simulator.pytest_plugin import FIXTURE_FLEET
+from tests.simulator.sim_helpers import TRIAGE_ZIP, SimClient, get_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable

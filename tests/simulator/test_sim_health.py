@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from sim_helpers import TRIAGE_ZIP, SimClient, get_file
 
 from airflow_provider_liveresponse.simulator.clock import format_datetime, parse_datetime
 from airflow_provider_liveresponse.simulator.fleet import make_device
+from tests.simulator.sim_helpers import TRIAGE_ZIP, SimClient, get_file
 
 if TYPE_CHECKING:
     from airflow_provider_liveresponse.simulator.server import Simulator

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 import msal
 import pytest
 import requests
-from sim_helpers import SCOPE, SimClient
 
 from airflow_provider_liveresponse.simulator import Simulator
 from tests.certificates import self_signed_certificate, sha1_thumbprint
+from tests.simulator.sim_helpers import SCOPE, SimClient
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sim_helpers import TRIAGE_ZIP, SimClient, get_file, put_file, run_script
-
 from airflow_provider_liveresponse.simulator import Simulator
 from airflow_provider_liveresponse.simulator.clock import parse_datetime
 from airflow_provider_liveresponse.simulator.fleet import OFFLINE_HOSTS, device_id
+from tests.simulator.sim_helpers import TRIAGE_ZIP, SimClient, get_file, put_file, run_script
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from sim_helpers import TRIAGE_ZIP, SimClient, get_file, run_script
 
 from airflow_provider_liveresponse.simulator import Simulator
 from airflow_provider_liveresponse.simulator.fleet import OFFLINE_HOSTS, device_id
 from airflow_provider_liveresponse.simulator.limits import retry_after_header
+from tests.simulator.sim_helpers import TRIAGE_ZIP, SimClient, get_file, run_script
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sim_helpers import SimClient, get_file
 
 from airflow_provider_liveresponse.simulator.clock import format_datetime
 from airflow_provider_liveresponse.simulator.library import seed_library
+from tests.simulator.sim_helpers import SimClient, get_file
 
 if TYPE_CHECKING:
     from airflow_provider_liveresponse.simulator.server import Simulator

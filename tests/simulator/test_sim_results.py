@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
-from sim_helpers import TRIAGE_ZIP, SimClient, get_file, run_script
 
 from airflow_provider_liveresponse.simulator.fleet import device_id
+from tests.simulator.sim_helpers import TRIAGE_ZIP, SimClient, get_file, run_script
 
 if TYPE_CHECKING:
     from airflow_provider_liveresponse.simulator.server import Simulator

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from sim_helpers import SimClient, get_file
 
 from airflow_provider_liveresponse.simulator.fleet import device_id
 from airflow_provider_liveresponse.simulator.usage import peak_in_window
+from tests.simulator.sim_helpers import SimClient, get_file
 
 if TYPE_CHECKING:
     from airflow_provider_liveresponse.simulator.server import Simulator

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from system_scenario import SystemRun, run_the_examples
+from tests.system.system_scenario import SystemRun, run_the_examples
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-from system_scenario import EXAMPLE_DAG_IDS, FLEET_HOSTS, POOL, POOL_SLOTS
+from tests.system.system_scenario import EXAMPLE_DAG_IDS, FLEET_HOSTS, POOL, POOL_SLOTS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-    from system_scenario import SystemRun
+    from tests.system.system_scenario import SystemRun
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from storage_servers import AzuriteServer, S3Server, ServerUnavailable, start_azurite, start_seaweedfs
-from transfer_helpers import Actions, Transfer, sim_sleep
 
 from airflow_provider_liveresponse.auth import reset_token_providers
 from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
@@ -17,6 +15,8 @@ from airflow_provider_liveresponse.transfers.live_response_to_object_storage imp
     LiveResponseToObjectStorageOperator,
 )
 from tests.dag_runner import DagRunner
+from tests.transfers.storage_servers import AzuriteServer, S3Server, ServerUnavailable, start_azurite, start_seaweedfs
+from tests.transfers.transfer_helpers import Actions, Transfer, sim_sleep
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

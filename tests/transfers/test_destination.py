@@ -22,7 +22,7 @@ from airflow_provider_liveresponse.transfers.destination import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from storage_servers import S3Server
+    from tests.transfers.storage_servers import S3Server
 
 
 def local(tmp_path: Path) -> Destination:

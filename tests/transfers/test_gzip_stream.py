@@ -10,7 +10,6 @@ import zlib
 from typing import Any
 
 import pytest
-from transfer_helpers import FakeClock, LogLines
 
 from airflow_provider_liveresponse.exceptions import ResultIntegrityError
 from airflow_provider_liveresponse.transfers.gzip_stream import (
@@ -21,6 +20,7 @@ from airflow_provider_liveresponse.transfers.gzip_stream import (
     copy_decoded,
 )
 from airflow_provider_liveresponse.transfers.progress import Progress
+from tests.transfers.transfer_helpers import FakeClock, LogLines
 
 MIB = 1024 * 1024
 

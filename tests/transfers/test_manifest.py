@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 import pydantic
 import pytest
-from transfer_helpers import WS1
 
 from airflow_provider_liveresponse.models import GetFile, RunScript
 from airflow_provider_liveresponse.transfers.manifest import (
@@ -24,11 +23,12 @@ from airflow_provider_liveresponse.transfers.manifest import (
     StoredObject,
     TransferRecord,
 )
+from tests.transfers.transfer_helpers import WS1
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from transfer_helpers import Actions, Transfer
+    from tests.transfers.transfer_helpers import Actions, Transfer
 
 SHA_A, MD5_A = "a" * 64, "a" * 32
 SHA_B, MD5_B = "b" * 64, "b" * 32

@@ -13,18 +13,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
-from storage_servers import AZURITE_ACCOUNT, AZURITE_KEY, S3_SECRET_KEY
-from transfer_helpers import WS1
 
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError, LiveResponseError
 from airflow_provider_liveresponse.hooks.result_reader import ResultReader
 from airflow_provider_liveresponse.models import GetFile, RunScript
+from tests.transfers.storage_servers import AZURITE_ACCOUNT, AZURITE_KEY, S3_SECRET_KEY
+from tests.transfers.transfer_helpers import WS1
 
 if TYPE_CHECKING:
-    from storage_servers import AzuriteServer, S3Server
-    from transfer_helpers import Actions, Transfer
-
     from airflow_provider_liveresponse.simulator import Simulator
+    from tests.transfers.storage_servers import AzuriteServer, S3Server
+    from tests.transfers.transfer_helpers import Actions, Transfer
 
 MIB = 1024 * 1024
 COMMANDS = [RunScript("triage.ps1"), GetFile(r"C:\Windows\Temp\triage.zip"), GetFile(r"C:\Evidence\sim-size-0.bin")]

@@ -3,9 +3,8 @@ bytes, rate and time left, then one final line."""
 
 from __future__ import annotations
 
-from transfer_helpers import FakeClock, LogLines
-
 from airflow_provider_liveresponse.transfers.progress import Progress, duration_text, human
+from tests.transfers.transfer_helpers import FakeClock, LogLines
 
 MIB = 1024 * 1024
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
-from transfer_helpers import LogLines
-
 from airflow_provider_liveresponse.models import ActionCommand
 from airflow_provider_liveresponse.transfers.gzip_stream import MAX_TRANSCRIPT_BYTES
 from airflow_provider_liveresponse.transfers.transcript import LINE_CHARS, head, summarise
+from tests.transfers.transfer_helpers import LogLines
 
 COMMAND = ActionCommand.model_validate(
     {

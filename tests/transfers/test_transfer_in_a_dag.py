@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from transfer_helpers import WS1, sha256_of
+from tests.transfers.transfer_helpers import WS1, sha256_of
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from transfer_helpers import DagRunner
-
     from airflow_provider_liveresponse.simulator import Simulator
+    from tests.transfers.transfer_helpers import DagRunner
 
 
 def test_collect_then_store_reads_the_action_id_from_xcom(

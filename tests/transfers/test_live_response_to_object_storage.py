@@ -15,17 +15,16 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from transfer_helpers import WS1, FakeClock, md5_of, sha256_of
 
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError, LiveResponseConfigError, LiveResponseError
 from airflow_provider_liveresponse.models import GetFile, RunScript
+from tests.transfers.transfer_helpers import WS1, FakeClock, md5_of, sha256_of
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from transfer_helpers import Actions, Transfer
-
     from airflow_provider_liveresponse.simulator import Simulator
+    from tests.transfers.transfer_helpers import Actions, Transfer
 
 MIB = 1024 * 1024
 ACTION_ID = "7c1d4ea0-5b0e-4a34-9d2e-000000000000"
