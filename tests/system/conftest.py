@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+
 from tests.system.system_scenario import SystemRun, run_the_examples
 
 if TYPE_CHECKING:

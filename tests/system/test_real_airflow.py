@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+
 from tests.system.system_scenario import EXAMPLE_DAG_IDS, FLEET_HOSTS, POOL, POOL_SLOTS
 
 if TYPE_CHECKING:
