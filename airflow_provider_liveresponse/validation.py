@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_provider_liveresponse.exceptions import LiveResponseConfigError, LiveResponseParameterTypeError
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection
 
 T = TypeVar("T")
 
@@ -153,6 +153,19 @@ def optional_timestamp(value: Any, field: str) -> float | None:
     return None if value is None else timestamp(value, field)
 
 
+def text_list(value: Any, field: str, item: Callable[[Any, str], str] | None = None) -> list[str]:
+    """A non-empty list (or tuple) of texts, each checked by ``item`` (default :func:`text`) as ``field[i]``,
+    repeats dropped (the first kept); a lone string is refused (it is not a list of one)."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise LiveResponseParameterTypeError(
+            f"{field} must be a list of texts, got {value!r:.80} ({type(value).__name__}); wrap one value in [...]"
+        )
+    if not value:
+        raise LiveResponseConfigError(f"{field} is empty: give at least one value")
+    check = item or text
+    return list(dict.fromkeys(check(entry, f"{field}[{index}]") for index, entry in enumerate(value)))
+
+
 __all__ = [
     "action_id",
     "choice",
@@ -166,5 +179,6 @@ __all__ = [
     "optional_text",
     "optional_timestamp",
     "text",
+    "text_list",
     "timestamp",
 ]

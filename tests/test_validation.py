@@ -108,3 +108,21 @@ def test_timestamp_refuses_non_numbers_as_a_type_error(bad: object) -> None:
 def test_optional_timestamp_none_is_no_deadline() -> None:
     assert validation.optional_timestamp(None, "end_time") is None
     assert validation.optional_timestamp(1_900_000_000, "end_time") == 1_900_000_000.0
+
+
+def test_text_list_checks_each_entry_by_index_and_drops_repeats() -> None:
+    assert validation.text_list(["a", "b", "a"], "computer_dns_names") == ["a", "b"]
+    assert validation.text_list(("X",), "names", lambda v, f: validation.text(v, f).lower()) == ["x"]
+    with pytest.raises(LiveResponseParameterTypeError, match=r"computer_dns_names\[1\]"):
+        validation.text_list(["a", 5], "computer_dns_names")
+
+
+@pytest.mark.parametrize("bad", ["host.contoso.local", None, 5, {"a": 1}])
+def test_text_list_refuses_what_is_not_a_list_as_a_type_error(bad: object) -> None:
+    with pytest.raises(LiveResponseParameterTypeError, match="machine_ids"):
+        validation.text_list(bad, "machine_ids")
+
+
+def test_text_list_refuses_an_empty_list() -> None:
+    with pytest.raises(LiveResponseConfigError, match="machine_ids is empty"):
+        validation.text_list([], "machine_ids")

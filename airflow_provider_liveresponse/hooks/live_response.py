@@ -25,6 +25,7 @@ from airflow_provider_liveresponse.constants import CONN_TYPE, DEFAULT_CONN_ID, 
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError, LiveResponseConfigError
 from airflow_provider_liveresponse.hooks import odata
 from airflow_provider_liveresponse.hooks.action_workflow import ActionWorkflowMixin
+from airflow_provider_liveresponse.hooks.machine_lookup import MachineLookupMixin
 from airflow_provider_liveresponse.hooks.mde_http import MdeHttpHook, connection_form_widgets, ui_field_behaviour
 from airflow_provider_liveresponse.hooks.responses import already_ended, entity, items
 from airflow_provider_liveresponse.hooks.result_reader import ResultReader
@@ -69,7 +70,7 @@ def validate_action_id(action_id: Any, field: str = "action_id") -> str:
     return validation.action_id(action_id, field)
 
 
-class LiveResponseHook(ActionWorkflowMixin, MdeHttpHook):
+class LiveResponseHook(ActionWorkflowMixin, MachineLookupMixin, MdeHttpHook):
     """Talks to the Microsoft Defender for Endpoint Live Response API through an ``mde_live_response``
     connection.
 
@@ -407,44 +408,6 @@ class LiveResponseHook(ActionWorkflowMixin, MdeHttpHook):
         what = f"Reading machine {machine_id}"
         data = self._request_json("GET", f"api/machines/{machine_id}", what=what, machine_id=machine_id)
         return entity(Machine, data, what, machine_id=machine_id)
-
-    def find_machines(
-        self,
-        *,
-        computer_dns_name: str | None = None,
-        machine_tag: str | None = None,
-        health_status: str | None = None,
-        os_platform: str | None = None,
-        onboarding_status: str | None = None,
-        top: int = 10_000,
-    ) -> list[Machine]:
-        """Devices matching every filter given (an empty list when none match)."""
-        name = validation.optional_text(computer_dns_name, "computer_dns_name", hint="the device's full DNS name")
-        clauses = [odata.eq("computerDnsName", name.lower())] if name is not None else []
-        if machine_tag is not None:
-            tag = validation.text(machine_tag, "machine_tag", empty_allowed=True)
-            clauses.append(f"machineTags/any(tag: {odata.eq('tag', tag)})")
-        for field, value in (
-            ("healthStatus", health_status),
-            ("osPlatform", os_platform),
-            ("onboardingStatus", onboarding_status),
-        ):
-            if value is not None:
-                clauses.append(odata.eq(field, validation.text(value, field, empty_allowed=True)))
-        if not clauses:
-            raise LiveResponseConfigError(
-                "find_machines needs at least one filter (computer_dns_name, machine_tag, health_status, "
-                "os_platform or onboarding_status)"
-            )
-        what = "Looking up machines"
-        top = validation.count(top, "top", maximum=10_000)
-        try:
-            payload = self._request_json("GET", "api/machines", what=what, params=odata.query(clauses, top))
-        except LiveResponseApiError as exc:
-            if exc.status == 404:  # MDE answers 404 when there are no recent machines at all
-                return []
-            raise
-        return [entity(Machine, item, what) for item in items(payload, what)]
 
     # -- Airflow UI -------------------------------------------------------------------------------------
 
