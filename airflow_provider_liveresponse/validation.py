@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_liveresponse.exceptions import LiveResponseConfigError, LiveResponseParameterTypeError
@@ -166,6 +166,17 @@ def text_list(value: Any, field: str, item: Callable[[Any, str], str] | None = N
     return list(dict.fromkeys(check(entry, f"{field}[{index}]") for index, entry in enumerate(value)))
 
 
+def optional_datetime(value: Any, field: str) -> datetime | None:
+    """A :class:`datetime.datetime` (naive is taken as UTC where it is used), or None when ``value`` is None;
+    text and numbers are refused, as a template that rendered a date to text is a mistake worth naming."""
+    if value is not None and not isinstance(value, datetime):
+        raise LiveResponseParameterTypeError(
+            f"{field} must be a datetime (for example datetime.now(UTC) - timedelta(hours=1)), "
+            f"got {value!r:.80} ({type(value).__name__})"
+        )
+    return value
+
+
 __all__ = [
     "action_id",
     "choice",
@@ -174,6 +185,7 @@ __all__ = [
     "duration",
     "flag",
     "machine_id",
+    "optional_datetime",
     "optional_duration",
     "optional_flag",
     "optional_text",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -126,3 +126,15 @@ def test_text_list_refuses_what_is_not_a_list_as_a_type_error(bad: object) -> No
 def test_text_list_refuses_an_empty_list() -> None:
     with pytest.raises(LiveResponseConfigError, match="machine_ids is empty"):
         validation.text_list([], "machine_ids")
+
+
+def test_optional_datetime_takes_a_datetime_or_none() -> None:
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    assert validation.optional_datetime(moment, "created_after") is moment
+    assert validation.optional_datetime(None, "created_after") is None
+
+
+@pytest.mark.parametrize("bad", ["2026-01-01T00:00:00Z", 1_700_000_000, 1.5, date(2026, 1, 1)])
+def test_optional_datetime_refuses_text_numbers_and_dates_as_a_type_error(bad: object) -> None:
+    with pytest.raises(LiveResponseParameterTypeError, match="created_after must be a datetime"):
+        validation.optional_datetime(bad, "created_after")

@@ -22,12 +22,16 @@ from urllib.parse import quote
 from airflow_provider_liveresponse import validation
 from airflow_provider_liveresponse.connection import EXTRA_FIELDS
 from airflow_provider_liveresponse.constants import CONN_TYPE, DEFAULT_CONN_ID, HOOK_NAME, LIBRARY_FILE_MAX_BYTES
-from airflow_provider_liveresponse.exceptions import LiveResponseApiError, LiveResponseConfigError
+from airflow_provider_liveresponse.exceptions import (
+    LiveResponseApiError,
+    LiveResponseConfigError,
+    LiveResponseParameterTypeError,
+)
 from airflow_provider_liveresponse.hooks import odata
 from airflow_provider_liveresponse.hooks.action_workflow import ActionWorkflowMixin
 from airflow_provider_liveresponse.hooks.machine_lookup import MachineLookupMixin
 from airflow_provider_liveresponse.hooks.mde_http import MdeHttpHook, connection_form_widgets, ui_field_behaviour
-from airflow_provider_liveresponse.hooks.responses import already_ended, entity, items
+from airflow_provider_liveresponse.hooks.responses import already_ended, entity
 from airflow_provider_liveresponse.hooks.result_reader import ResultReader
 from airflow_provider_liveresponse.markers import (
     carries_marker,
@@ -48,7 +52,7 @@ from airflow_provider_liveresponse.models import (
 from airflow_provider_liveresponse.secrets import mask_link, redact_url
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from airflow_provider_liveresponse.hooks.retry_policy import RetryState
     from airflow_provider_liveresponse.models import Command
@@ -124,7 +128,7 @@ class LiveResponseHook(ActionWorkflowMixin, MachineLookupMixin, MdeHttpHook):
         except ValueError as exc:
             raise LiveResponseConfigError(str(exc)) from None
         comment = validation.text(comment, "comment", hint="why this live response runs (audit trail)")
-        marker = check_marker(marker or uuid.uuid4().hex)
+        marker = uuid.uuid4().hex if marker is None else check_marker(marker)
         body = RunLiveResponseRequest.model_validate(
             {"Commands": parsed, "Comment": marked_comment(comment, marker)}
         ).to_wire()
@@ -196,7 +200,10 @@ class LiveResponseHook(ActionWorkflowMixin, MachineLookupMixin, MdeHttpHook):
         An operator marks each try's submission ``<marker>.<try>``: this finds every try's action.
         """
         machine_id = validate_machine_id(machine_id)
-        since = created_after or (datetime.now().astimezone() - _MARKER_LOOKBACK)
+        marker = check_marker(marker)
+        since = validation.optional_datetime(created_after, "created_after") or (
+            datetime.now().astimezone() - _MARKER_LOOKBACK
+        )
         matches = [
             action
             for action in self.list_machine_actions(
@@ -235,17 +242,22 @@ class LiveResponseHook(ActionWorkflowMixin, MachineLookupMixin, MdeHttpHook):
         """
         machine_id = validate_machine_id(machine_id) if machine_id is not None else None
         clauses = [odata.eq("machineId", machine_id)] if machine_id else []
+        action_type = validation.optional_text(action_type, "action_type", empty_allowed=True)
         if action_type:
             clauses.append(odata.eq("type", action_type))
-        if status:
-            clauses.append(odata.any_of("status", [status] if isinstance(status, str) else [str(s) for s in status]))
+        if statuses := _optional_texts(status, "status", validation.text):
+            clauses.append(odata.any_of("status", statuses))
+        requestor = validation.optional_text(requestor, "requestor", empty_allowed=True)
         if requestor:
             clauses.append(odata.eq("requestor", requestor))
-        if action_ids:
-            clauses.append(odata.ids_in(validate_action_id(a, "action_ids[]") for a in action_ids))
+        if ids := _optional_texts(action_ids, "action_ids", validation.action_id, lone_text=False):
+            clauses.append(odata.ids_in(ids))
+        created_after = validation.optional_datetime(created_after, "created_after")
         if created_after is not None:
             clauses.append(f"creationDateTimeUtc ge {odata.timestamp(created_after)}")
+        validation.optional_text(comment_contains, "comment_contains", empty_allowed=True)
         top = validation.count(page_size, "page_size", maximum=10_000)
+        limit = None if limit is None else validation.count(limit, "limit")
         what = "Listing machine actions"
         pages = odata.Pages("api/machineactions", odata.query(clauses, top), what)
         actions: list[MachineAction] = []
@@ -297,6 +309,7 @@ class LiveResponseHook(ActionWorkflowMixin, MachineLookupMixin, MdeHttpHook):
         It asks for a new link when one has expired and resumes with ``Range`` after a broken connection.
         """
         action_id = validate_action_id(action_id)
+        max_resumes = validation.count(max_resumes, "max_resumes", minimum=0)
         return ResultReader(
             lambda: self.get_result_download_link(action_id, index),
             self._blob(),
@@ -336,10 +349,14 @@ class LiveResponseHook(ActionWorkflowMixin, MachineLookupMixin, MdeHttpHook):
     # -- library ----------------------------------------------------------------------------------------
 
     def list_library_files(self) -> list[LibraryFile]:
-        """Every file in the live-response library."""
+        """Every file in the live-response library, following ``@odata.nextLink`` paging."""
         what = "Listing the live-response library"
-        payload = self._request_json("GET", "api/libraryfiles", what=what)
-        return [entity(LibraryFile, item, what) for item in items(payload, what)]
+        pages = odata.Pages("api/libraryfiles", None, what)
+        files: list[LibraryFile] = []
+        while pages.url:
+            payload = self._request_json("GET", pages.url, what=what, params=pages.params)
+            files.extend(entity(LibraryFile, item, what) for item in pages.read(payload, self.base_url))
+        return files
 
     def upload_library_file(
         self,
@@ -352,6 +369,11 @@ class LiveResponseHook(ActionWorkflowMixin, MachineLookupMixin, MdeHttpHook):
         override_if_exists: bool = False,
     ) -> LibraryFile:
         """Upload a script or file (at most 20 MB) to the live-response library."""
+        validation.optional_text(file_name, "file_name", empty_allowed=True)
+        validation.optional_text(description, "description", empty_allowed=True)
+        validation.optional_text(parameters_description, "parameters_description", empty_allowed=True)
+        has_parameters = validation.optional_flag(has_parameters, "has_parameters")
+        override_if_exists = validation.flag(override_if_exists, "override_if_exists")
         content, name = _read_upload(source, file_name)
         _check_library_file_name_or_raise(name)
         if len(content) > LIBRARY_FILE_MAX_BYTES:
@@ -424,7 +446,18 @@ class LiveResponseHook(ActionWorkflowMixin, MachineLookupMixin, MdeHttpHook):
         )
 
 
+def _optional_texts(value: Any, field: str, item: Callable[[Any, str], str], *, lone_text: bool = True) -> list[str]:
+    """A filter's values: none for None, an empty list or blank text (no filter); one text (when ``lone_text``)
+    or a list of them, each checked by ``item`` (:func:`validation.text_list`)."""
+    if isinstance(value, str) and lone_text:
+        return [item(value, field)] if value.strip() else []
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        return []
+    return validation.text_list(value, field, item)
+
+
 def _check_library_file_name_or_raise(name: str) -> None:
+    validation.text(name, "file_name", hint="a library file name such as triage.ps1")
     try:
         check_library_file_name("file_name", name)
     except ValueError as exc:
@@ -445,6 +478,10 @@ def _read_upload(source: str | os.PathLike[str] | bytes | IO[bytes], file_name: 
                 f"source {str(path)!r} is {path.stat().st_size} bytes; the library takes at most 20 MB"
             )
         return path.read_bytes(), file_name or path.name
+    if not callable(getattr(source, "read", None)):
+        raise LiveResponseParameterTypeError(
+            f"source must be a file path, bytes or a binary stream, got {source!r:.80} ({type(source).__name__})"
+        )
     content = source.read(LIBRARY_FILE_MAX_BYTES + 1)
     name = file_name or Path(str(getattr(source, "name", ""))).name
     if not name:

@@ -433,6 +433,17 @@ def test_library_upload_list_delete(simulator: Simulator, hook: LiveResponseHook
     assert info.value.status == 404
 
 
+def test_the_library_listing_follows_every_page(simulator: Simulator, hook: LiveResponseHook) -> None:
+    simulator.state.set_limits(page_size=2)
+    before = {f.file_name for f in hook.list_library_files()}
+    names = {f"paged_{n}.ps1" for n in range(5)}
+    for name in sorted(names):
+        hook.upload_library_file(b"Write-Output 1\n", file_name=name)
+    listed = [f.file_name for f in hook.list_library_files()]
+    assert len(listed) == len(before) + 5 > 2
+    assert set(listed) == before | names
+
+
 def test_an_upload_whose_answer_was_lost_is_not_repeated(simulator: Simulator, conn_id: str, tmp_path: Path) -> None:
     hook = LiveResponseHook(conn_id, sleep=lambda s: None)
     simulator.state.faults.set("library", commit_then_drop_next=1)
