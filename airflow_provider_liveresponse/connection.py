@@ -85,26 +85,9 @@ class ConnectionSettings:
                 "registration that has the WindowsDefenderATP permissions."
             )
 
-        tenant_id = str(extra.get("tenant_id") or "").strip()
-        if not tenant_id:
-            raise LiveResponseConfigError(
-                f"{where}: extra field tenant_id is missing. Set it to the directory (tenant) id, "
-                "a GUID shown on the app registration's overview page."
-            )
-        if not _TENANT.match(tenant_id):
-            raise LiveResponseConfigError(
-                f"{where}: extra field tenant_id {tenant_id!r} is not a tenant id or domain: use the GUID "
-                "from the app registration's overview page (or the tenant's *.onmicrosoft.com domain)."
-            )
-
-        cloud = str(extra.get("cloud") or DEFAULT_CLOUD).strip().lower().replace("-", "_").replace(" ", "_")
-        if cloud not in CLOUDS:
-            raise LiveResponseConfigError(
-                f"{where}: extra field cloud {extra.get('cloud')!r} is unknown; use one of "
-                f"{', '.join(CLOUDS)} (default {DEFAULT_CLOUD})."
-            )
+        tenant_id = _tenant_id(where, extra)
+        cloud = _cloud(where, extra)
         endpoints = CLOUDS[cloud]
-
         api_url = _url(where, "api_url", extra.get("api_url")) or _host_url(conn) or endpoints.api_url
         authority_override = _url(where, "authority_url", extra.get("authority_url"))
         authority_host = authority_override or endpoints.authority_host
@@ -115,58 +98,8 @@ class ConnectionSettings:
                 f"for example {endpoints.scope!r}."
             )
 
-        secret = conn.password or None
-        cert_path = str(extra.get("certificate_path") or "").strip() or None
-        cert_pem = str(extra.get("certificate_pem") or "").strip() or None
-        thumbprint = str(extra.get("certificate_thumbprint") or "").replace(":", "").replace(" ", "") or None
-        if cert_path and cert_pem:
-            raise LiveResponseConfigError(
-                f"{where}: both certificate_path and certificate_pem are set; keep one of them."
-            )
-        if (cert_path or cert_pem) and secret:
-            raise LiveResponseConfigError(
-                f"{where}: both a password (client secret) and a certificate are set; clear the password to "
-                "authenticate with the certificate, or remove certificate_path / certificate_pem."
-            )
-        if cert_path:
-            path = Path(cert_path).expanduser()
-            try:
-                cert_pem = path.read_text()
-            except OSError as exc:
-                raise LiveResponseConfigError(
-                    f"{where}: extra field certificate_path {cert_path!r} cannot be read ({exc.strerror}); "
-                    "point it at a PEM file holding the private key (and certificate) readable by the worker."
-                ) from None
-        if cert_pem is not None:
-            if "PRIVATE KEY-----" not in cert_pem:
-                raise LiveResponseConfigError(
-                    f"{where}: the certificate (certificate_path or certificate_pem) holds no PEM private key; "
-                    "give the PEM with '-----BEGIN PRIVATE KEY-----' and the certificate."
-                )
-            thumbprint = thumbprint or _thumbprint_from_pem(cert_pem)
-            if not thumbprint:
-                raise LiveResponseConfigError(
-                    f"{where}: extra field certificate_thumbprint is missing and the PEM holds no certificate "
-                    "to compute it from; set it to the SHA-1 thumbprint shown on the app's 'Certificates & "
-                    "secrets' page."
-                )
-            if not _THUMBPRINT.match(thumbprint):
-                raise LiveResponseConfigError(
-                    f"{where}: extra field certificate_thumbprint {thumbprint!r} is not a SHA-1 thumbprint "
-                    "(40 hex characters, as shown on the app's 'Certificates & secrets' page)."
-                )
-        elif not secret:
-            raise LiveResponseConfigError(
-                f"{where}: no credential. Set the password to the app's client secret, or set the extra fields "
-                "certificate_path (or certificate_pem) and certificate_thumbprint for certificate auth."
-            )
-
-        ca_bundle = str(extra.get("ca_bundle") or "").strip() or None
-        if ca_bundle is not None and not Path(ca_bundle).expanduser().is_file():
-            raise LiveResponseConfigError(
-                f"{where}: extra field ca_bundle {ca_bundle!r} is not a readable file; point it at a PEM file "
-                "of the CA certificates to trust, or remove it to use the system's store."
-            )
+        secret, cert_pem, thumbprint = _credential(where, conn.password or None, extra)
+        ca_bundle = _ca_bundle(where, extra)
         return cls(
             conn_id=conn_id,
             client_id=client_id,
@@ -181,6 +114,88 @@ class ConnectionSettings:
             certificate_thumbprint=thumbprint.upper() if thumbprint else None,
             ca_bundle=str(Path(ca_bundle).expanduser()) if ca_bundle else None,
         )
+
+
+def _tenant_id(where: str, extra: Mapping[str, Any]) -> str:
+    tenant_id = str(extra.get("tenant_id") or "").strip()
+    if not tenant_id:
+        raise LiveResponseConfigError(
+            f"{where}: extra field tenant_id is missing. Set it to the directory (tenant) id, "
+            "a GUID shown on the app registration's overview page."
+        )
+    if not _TENANT.match(tenant_id):
+        raise LiveResponseConfigError(
+            f"{where}: extra field tenant_id {tenant_id!r} is not a tenant id or domain: use the GUID "
+            "from the app registration's overview page (or the tenant's *.onmicrosoft.com domain)."
+        )
+    return tenant_id
+
+
+def _cloud(where: str, extra: Mapping[str, Any]) -> str:
+    cloud = str(extra.get("cloud") or DEFAULT_CLOUD).strip().lower().replace("-", "_").replace(" ", "_")
+    if cloud not in CLOUDS:
+        raise LiveResponseConfigError(
+            f"{where}: extra field cloud {extra.get('cloud')!r} is unknown; use one of "
+            f"{', '.join(CLOUDS)} (default {DEFAULT_CLOUD})."
+        )
+    return cloud
+
+
+def _credential(where: str, secret: str | None, extra: Mapping[str, Any]) -> tuple[str | None, str | None, str | None]:
+    """The client secret, or the certificate's PEM and thumbprint (read from certificate_path if given)."""
+    cert_path = str(extra.get("certificate_path") or "").strip() or None
+    cert_pem = str(extra.get("certificate_pem") or "").strip() or None
+    thumbprint = str(extra.get("certificate_thumbprint") or "").replace(":", "").replace(" ", "") or None
+    if cert_path and cert_pem:
+        raise LiveResponseConfigError(f"{where}: both certificate_path and certificate_pem are set; keep one of them.")
+    if (cert_path or cert_pem) and secret:
+        raise LiveResponseConfigError(
+            f"{where}: both a password (client secret) and a certificate are set; clear the password to "
+            "authenticate with the certificate, or remove certificate_path / certificate_pem."
+        )
+    if cert_path:
+        path = Path(cert_path).expanduser()
+        try:
+            cert_pem = path.read_text()
+        except OSError as exc:
+            raise LiveResponseConfigError(
+                f"{where}: extra field certificate_path {cert_path!r} cannot be read ({exc.strerror}); "
+                "point it at a PEM file holding the private key (and certificate) readable by the worker."
+            ) from None
+    if cert_pem is not None:
+        if "PRIVATE KEY-----" not in cert_pem:
+            raise LiveResponseConfigError(
+                f"{where}: the certificate (certificate_path or certificate_pem) holds no PEM private key; "
+                "give the PEM with '-----BEGIN PRIVATE KEY-----' and the certificate."
+            )
+        thumbprint = thumbprint or _thumbprint_from_pem(cert_pem)
+        if not thumbprint:
+            raise LiveResponseConfigError(
+                f"{where}: extra field certificate_thumbprint is missing and the PEM holds no certificate "
+                "to compute it from; set it to the SHA-1 thumbprint shown on the app's 'Certificates & "
+                "secrets' page."
+            )
+        if not _THUMBPRINT.match(thumbprint):
+            raise LiveResponseConfigError(
+                f"{where}: extra field certificate_thumbprint {thumbprint!r} is not a SHA-1 thumbprint "
+                "(40 hex characters, as shown on the app's 'Certificates & secrets' page)."
+            )
+    elif not secret:
+        raise LiveResponseConfigError(
+            f"{where}: no credential. Set the password to the app's client secret, or set the extra fields "
+            "certificate_path (or certificate_pem) and certificate_thumbprint for certificate auth."
+        )
+    return secret, cert_pem, thumbprint
+
+
+def _ca_bundle(where: str, extra: Mapping[str, Any]) -> str | None:
+    ca_bundle = str(extra.get("ca_bundle") or "").strip() or None
+    if ca_bundle is not None and not Path(ca_bundle).expanduser().is_file():
+        raise LiveResponseConfigError(
+            f"{where}: extra field ca_bundle {ca_bundle!r} is not a readable file; point it at a PEM file "
+            "of the CA certificates to trust, or remove it to use the system's store."
+        )
+    return ca_bundle
 
 
 def _url(where: str, name: str, value: Any) -> str | None:

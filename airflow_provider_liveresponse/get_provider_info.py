@@ -85,6 +85,11 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
 }
 
 
+def _modules_of_the_integration(*modules: str) -> list[dict[str, Any]]:
+    """One entry of the provider's integration listing ``modules`` (operators, sensors, hooks, triggers)."""
+    return [{"integration-name": HOOK_NAME, "python-modules": list(modules)}]
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider's metadata for Airflow's providers manager."""
     return {
@@ -100,36 +105,16 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "operators": [
-            {
-                "integration-name": HOOK_NAME,
-                "python-modules": [
-                    "airflow_provider_liveresponse.operators.live_response",
-                    "airflow_provider_liveresponse.operators.live_response_library",
-                ],
-            }
-        ],
-        "sensors": [
-            {
-                "integration-name": HOOK_NAME,
-                "python-modules": ["airflow_provider_liveresponse.sensors.machine_action"],
-            }
-        ],
-        "hooks": [
-            {
-                "integration-name": HOOK_NAME,
-                "python-modules": [
-                    "airflow_provider_liveresponse.hooks.live_response",
-                    "airflow_provider_liveresponse.hooks.live_response_async",
-                ],
-            }
-        ],
-        "triggers": [
-            {
-                "integration-name": HOOK_NAME,
-                "python-modules": ["airflow_provider_liveresponse.triggers.machine_action"],
-            }
-        ],
+        "operators": _modules_of_the_integration(
+            "airflow_provider_liveresponse.operators.live_response",
+            "airflow_provider_liveresponse.operators.live_response_library",
+        ),
+        "sensors": _modules_of_the_integration("airflow_provider_liveresponse.sensors.machine_action"),
+        "hooks": _modules_of_the_integration(
+            "airflow_provider_liveresponse.hooks.live_response",
+            "airflow_provider_liveresponse.hooks.live_response_async",
+        ),
+        "triggers": _modules_of_the_integration("airflow_provider_liveresponse.triggers.machine_action"),
         "transfers": [
             {
                 "source-integration-name": HOOK_NAME,
