@@ -1,0 +1,168 @@
+"""FleetLiveResponseOperator end to end: a tag of 200 devices through dag.test() against a fast simulator (600
+simulated seconds a second; the sweep's rates and timeouts are given scaled by the same factor, so they mean MDE's
+limits on the simulator's clock): one action per online device, Inactive devices not submitted, devices that never
+pick up cancelled within pickup_timeout and reported, a retry that redoes only undone devices, few 429s."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_liveresponse.simulator.fleet import device_id
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_provider_liveresponse.simulator import Simulator
+
+SPEED = 600.0
+DEVICES = 200
+PRELUDE = "from airflow_provider_liveresponse.operators.fleet import FleetLiveResponseOperator\n"
+SWEEP = f"""
+FleetLiveResponseOperator(
+    task_id="sweep",
+    machine_tag="sweep",
+    commands=[RunScript("triage.ps1")],
+    comment="IR-1: fleet triage",
+    submissions_per_minute={10 * SPEED},
+    max_concurrent_sessions=25,
+    read_calls_per_minute={100 * int(SPEED)},
+    read_calls_per_hour={1500 * int(SPEED)},
+    pickup_timeout={3600 / SPEED},
+    poll_interval=0.05,
+    retries=1,
+    retry_delay=dt.timedelta(0),
+)
+"""
+
+
+@pytest.fixture
+def fleet(simulator_factory: Callable[..., Simulator], monkeypatch: pytest.MonkeyPatch) -> Simulator:
+    """A fast simulator with 200 devices tagged sweep: 10 Inactive, 10 Active but offline; the default connection."""
+    from airflow_provider_liveresponse.auth import reset_token_providers
+
+    sim = simulator_factory(speed=SPEED, fleet={"devices": DEVICES, "offline_fraction": 0.1})
+    monkeypatch.setenv("AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT", sim.connection_json())
+    reset_token_providers()
+    return sim
+
+
+def hosts(sim: Simulator, kind: str) -> set[str]:
+    return {device_id(host) for host in sim.fleets[0][kind]}
+
+
+def actions_per_device(sim: Simulator) -> Counter[str]:
+    return Counter(action.machine_id for action in sim.state.actions.values())
+
+
+def test_a_tag_sweep_collects_every_online_device_once(fleet: Simulator, dags: Any) -> None:
+    run = dags.run(SWEEP, prelude=PRELUDE)
+
+    assert dags.states(run) == {("sweep", -1): "success"}
+    summary = dags.xcom(run, "sweep")
+    assert summary["counts"]["collected"] == DEVICES - 20
+    assert summary["counts"]["offline"] == 20
+    assert summary["counts"]["failed"] == 0
+    per_device = actions_per_device(fleet)
+    inactive, silent = hosts(fleet, "inactiveHosts"), hosts(fleet, "activeOfflineHosts")
+    assert not inactive & set(per_device)
+    assert {per_device[d] for d in set(per_device) - silent} == {1}
+    assert len(set(per_device) - silent) == DEVICES - 20
+
+
+def test_inactive_devices_are_reported_and_never_submitted(fleet: Simulator, dags: Any) -> None:
+    summary = dags.xcom(dags.run(SWEEP, prelude=PRELUDE), "sweep")
+
+    inactive = hosts(fleet, "inactiveHosts")
+    rows = {row["machine_id"]: row for row in summary["devices"] if row.get("machine_id") in inactive}
+    assert len(rows) == len(inactive) == 10
+    assert all(row["outcome"] == "offline" and row["reason"].startswith("inactive since") for row in rows.values())
+
+
+def test_devices_that_never_pick_up_are_cancelled_within_pickup_timeout(fleet: Simulator, dags: Any) -> None:
+    summary = dags.xcom(dags.run(SWEEP, prelude=PRELUDE), "sweep")
+
+    silent = hosts(fleet, "activeOfflineHosts")
+    mine = [a for a in fleet.state.actions.values() if a.machine_id in silent]
+    assert len(mine) == 2 * len(silent)  # the first wave and one later wave (offline_retries=1)
+    assert {a.status for a in mine} == {"Cancelled"}
+    assert all("no pickup within" in (a.cancellation_comment or "") for a in mine)
+    held = [a.cancellation_time - a.created for a in mine if a.cancellation_time is not None]
+    assert max(held) <= 3600 + 600  # pickup_timeout plus a poll's slack, in simulated seconds
+    rows = [row for row in summary["devices"] if row.get("machine_id") in silent]
+    assert {row["reason"] for row in rows} == {"not collected (no pickup within 6s)"}  # 1 h on the simulator clock
+
+
+def test_submissions_meet_few_429s(fleet: Simulator, dags: Any) -> None:
+    dags.run(SWEEP, prelude=PRELUDE)
+
+    submissions = len(fleet.state.actions)
+    throttled = fleet.state.counters["throttled:runliveresponse"]
+    assert throttled <= 0.02 * submissions
+
+
+def test_a_retry_redoes_only_the_devices_not_done(fleet: Simulator, dags: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_liveresponse.fleet.sweep import Sweep
+
+    poll = Sweep.poll
+    tries: list[int] = []
+
+    def poll_then_die(self: Sweep) -> None:
+        poll(self)
+        if not tries and self.submitted >= 60:
+            tries.append(self.submitted)
+            raise RuntimeError("the worker died mid-sweep")
+
+    monkeypatch.setattr(Sweep, "poll", poll_then_die)
+    run = dags.run(SWEEP, prelude=PRELUDE)
+
+    assert dags.states(run) == {("sweep", -1): "success"}
+    assert tries
+    assert tries[0] >= 60
+    summary = dags.xcom(run, "sweep")
+    assert summary["counts"]["collected"] == DEVICES - 20
+    per_device = actions_per_device(fleet)
+    silent = hosts(fleet, "activeOfflineHosts")
+    assert {per_device[d] for d in set(per_device) - silent} == {1}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pickup_timeout", 4 * 24 * 3600),
+        ("pickup_timeout", 0),
+        ("offline_retries", -1),
+        ("max_concurrent_sessions", 0),
+        ("submissions_per_minute", float("nan")),
+        ("read_calls_per_hour", "1500"),
+        ("fail_on", ["broken"]),
+        ("stale_after", -1),
+    ],
+)
+def test_a_bad_parameter_fails_naming_it_when_the_dag_is_parsed(field: str, value: object) -> None:
+    from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
+    from airflow_provider_liveresponse.models import RunScript
+    from airflow_provider_liveresponse.operators.fleet import FleetLiveResponseOperator
+
+    with pytest.raises(LiveResponseConfigError, match=field):
+        FleetLiveResponseOperator(
+            task_id="sweep", machine_tag="sweep", commands=[RunScript("triage.ps1")], **{field: value}
+        )
+
+
+def test_two_targets_fail_before_any_api_call(fleet: Simulator, dags: Any) -> None:
+    run = dags.run(
+        """
+        FleetLiveResponseOperator(
+            task_id="sweep", machine_tag="sweep", machine_filter="osPlatform eq 'Windows11'",
+            commands=[RunScript("triage.ps1")],
+        )
+        """,
+        prelude=PRELUDE,
+    )
+
+    assert dags.states(run) == {("sweep", -1): "failed"}
+    assert fleet.state.counters["calls:machines"] == 0
+    assert fleet.state.actions == {}
