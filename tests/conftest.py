@@ -46,13 +46,14 @@ def airflow_db() -> Path:
 
 
 @pytest.fixture
-def sim_conn(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The default MDE connection, pointing at the simulator."""
+def sim_conn(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The default MDE connection, pointing at the simulator (no token carried in or out of the test)."""
     from airflow_provider_liveresponse.auth import reset_token_providers
 
     monkeypatch.setenv("AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT", simulator.connection_json())
     reset_token_providers()
-    return "mde_live_response_default"
+    yield "mde_live_response_default"
+    reset_token_providers()
 
 
 @pytest.fixture
