@@ -19,6 +19,7 @@ from airflow_provider_liveresponse.hooks.odata import batches
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from airflow_provider_liveresponse.fleet.evidence import EvidenceStore
     from airflow_provider_liveresponse.fleet.ledger import DeviceState
     from airflow_provider_liveresponse.fleet.limiter import ReadBudget, SubmissionLimiter
     from airflow_provider_liveresponse.fleet.outcome import OutcomeTable
@@ -63,6 +64,7 @@ class Sweep:
     table: OutcomeTable
     clock: Callable[[], float]
     sleep: Callable[[float], None]
+    evidence: EvidenceStore | None = None
     queue: deque[tuple[Machine, int]] = field(default_factory=deque)
     later: deque[tuple[Machine, int]] = field(default_factory=deque)
     flights: dict[str, Flight] = field(default_factory=dict)
@@ -192,7 +194,9 @@ class Sweep:
         name = target_name(machine)
         status = str(action.status)
         if status == "Succeeded":
-            outcome = DeviceOutcome(name, COLLECTED, "", machine.id, action.id)
+            problem = self.evidence.store(machine, action) if self.evidence is not None else None
+            verdict = FAILED if problem else COLLECTED
+            outcome = DeviceOutcome(name, verdict, problem or "", machine.id, action.id)
         elif status == "Cancelled":
             reason = "not collected (cancelled; no pickup)" if wave >= self.max_waves else "cancelled outside the sweep"
             outcome = DeviceOutcome(name, OFFLINE if wave >= self.max_waves else FAILED, reason, machine.id, action.id)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_provider_liveresponse.fleet.evidence import EvidenceStore
     from airflow_provider_liveresponse.fleet.outcome import OutcomeTable
     from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
     from airflow_provider_liveresponse.models import Command, Machine
@@ -55,9 +56,13 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
     :param read_calls_per_hour: and per hour (MDE: 1,500): polling is stretched to stay within half of it.
     :param poll_interval: the shortest time between two polls of the actions in flight.
     :param fail_on: outcomes that fail the task at the end (default: any failed device).
+    :param destination: where each collected device's results go (``s3://...``, ``file://...`` or an
+        ObjectStoragePath), as the transfer operator stores them, under ``<host>_<machine id>/<action id>/``;
+        None: not stored (the actions' results stay in MDE).
+    :param dest_conn_id: the destination's Airflow connection when the URL does not name one.
     """
 
-    template_fields: Sequence[str] = (*TARGETS, "commands", "comment")
+    template_fields: Sequence[str] = (*TARGETS, "commands", "comment", "destination")
     template_fields_renderers = {"commands": "json"}
     ui_color = "#c9dcf0"
 
@@ -79,6 +84,8 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         read_calls_per_hour: int = 1500,
         poll_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
         fail_on: Sequence[str] = ("failed",),
+        destination: Any = None,
+        dest_conn_id: str | None = None,
         mde_conn_id: str = DEFAULT_CONN_ID,
         max_retry_wait: float | timedelta = DEFAULT_MAX_RETRY_WAIT,
         **kwargs: Any,
@@ -106,6 +113,8 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         self.read_calls_per_hour = validation.count(read_calls_per_hour, "read_calls_per_hour")
         self.poll_interval = validation.duration(poll_interval, "poll_interval")
         self.fail_on = [validation.choice(o, "fail_on[]", OUTCOMES) for o in validation.text_list(fail_on, "fail_on")]
+        self.destination = destination
+        self.dest_conn_id = validation.optional_text(dest_conn_id, "dest_conn_id", hint="an Airflow connection id")
         self._set_connection(mde_conn_id, max_retry_wait)
         self.clock: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
@@ -115,10 +124,16 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         from airflow_provider_liveresponse.fleet.outcome import OutcomeTable
 
         commands, comment, target = self._validated(context)
+        destination = self._destination()
         hook = self._hook(max_throttle_wait=0)  # the sweep's limiter, not the hook, waits out a 429
         table = OutcomeTable()
         machines = self._resolve(hook, target, table)
-        self._sweep(context, hook, machines, commands, comment, table)
+        evidence = None
+        if destination is not None:
+            from airflow_provider_liveresponse.fleet.evidence import EvidenceStore
+
+            evidence = EvidenceStore(hook, destination, self.log, f"Task {self.task_id}")
+        self._sweep(context, hook, machines, commands, comment, table, evidence)
         self.log.info("Fleet sweep outcome, %d target(s):\n%s", len(table.rows), table.table())
         summary = table.summary()
         failing = {name: n for name, n in summary["counts"].items() if name in self.fail_on and n}
@@ -155,6 +170,17 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         ti = context["ti"]
         return parsed, comment or f"Airflow fleet sweep {ti.dag_id} {ti.run_id} {ti.task_id}", (name, value)
 
+    def _destination(self) -> Any:
+        """The rendered destination as an ObjectStoragePath (checked before any API call), or None."""
+        if self.destination in (None, ""):
+            return None
+        from airflow_provider_liveresponse.transfers.settings import destination
+
+        try:
+            return destination(self.destination, self.dest_conn_id)
+        except LiveResponseConfigError as exc:
+            raise type(exc)(f"Task {self.task_id}: {exc}") from None
+
     def _resolve(self, hook: LiveResponseHook, target: tuple[str, Any], table: OutcomeTable) -> list[Machine]:
         """The target's devices; names and ids that found no single device go into the table."""
         from airflow_provider_liveresponse.fleet.outcome import AMBIGUOUS, UNRESOLVED, DeviceOutcome
@@ -186,6 +212,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         commands: list[Command],
         comment: str,
         table: OutcomeTable,
+        evidence: EvidenceStore | None,
     ) -> None:
         from airflow_provider_liveresponse.fleet import ledger, planner
         from airflow_provider_liveresponse.fleet.limiter import ReadBudget, SubmissionLimiter
@@ -212,7 +239,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         )
         limiter = SubmissionLimiter(self.submissions_per_minute, self.clock)
         polls = ReadBudget("machineactions", self.read_calls_per_minute, self.read_calls_per_hour, self.clock)
-        sweep = Sweep(hook, settings, limiter, polls, table, self.clock, self.sleep)
+        sweep = Sweep(hook, settings, limiter, polls, table, self.clock, self.sleep, evidence)
         sweep.start(plan.submit, states)
         self.log.info(
             "Fleet sweep: %d device(s) to submit, %d reattached, %d skipped; %d of the sweep's actions found in MDE",

@@ -166,3 +166,25 @@ def test_two_targets_fail_before_any_api_call(fleet: Simulator, dags: Any) -> No
     assert dags.states(run) == {("sweep", -1): "failed"}
     assert fleet.state.counters["calls:machines"] == 0
     assert fleet.state.actions == {}
+
+
+def test_each_collected_devices_evidence_is_stored_and_verifies(
+    simulator_factory: Callable[..., Simulator], dags: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider_liveresponse.auth import reset_token_providers
+    from airflow_provider_liveresponse.verify import verify
+
+    sim = simulator_factory(speed=SPEED, fleet={"devices": 30, "offline_fraction": 0.1})
+    monkeypatch.setenv("AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT", sim.connection_json())
+    reset_token_providers()
+    evidence = tmp_path / "evidence"
+    body = SWEEP.replace('comment="IR-1: fleet triage",', f'comment="IR-1", destination="{evidence.as_uri()}",')
+    body = body.replace('commands=[RunScript("triage.ps1")]', 'commands=[RunScript("triage.ps1"), GetFile(ZIP)]')
+    run = dags.run(body, prelude=PRELUDE + 'ZIP = r"C:\\Windows\\Temp\\triage.zip"\n')
+
+    assert dags.states(run) == {("sweep", -1): "success"}
+    manifests = sorted(evidence.glob("*/*/manifest.json"))
+    assert len(manifests) == 30 - 3 == dags.xcom(run, "sweep")["counts"]["collected"]
+    assert manifests[0].parent.parent.name.startswith("fleet-")
+    report = verify(evidence.as_uri())
+    assert report.ok, [p for p in report.problems if p.kind != "unsigned"]
