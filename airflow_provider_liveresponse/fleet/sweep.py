@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_liveresponse.exceptions import LiveResponseApiError
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
     from airflow_provider_liveresponse.models import Machine, MachineAction
 
 log = logging.getLogger(__name__)
+
+
+def age(action: MachineAction) -> float:
+    """Seconds since MDE created ``action`` (0 when unknown or in the future)."""
+    created = action.creation_date_time_utc
+    return max(0.0, (datetime.now(UTC) - created).total_seconds()) if created is not None else 0.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +92,8 @@ class Sweep:
             if verdict is Next.SUBMIT:
                 self.queue.append((machine, (state.waves if state else 0) + 1))
             elif verdict is Next.REATTACH and action is not None:
-                self.flights[action.id] = Flight(machine, action.id, state.waves if state else 1, self.clock())
+                since = self.clock() - age(action)  # a reattached action's pickup clock started at its creation
+                self.flights[action.id] = Flight(machine, action.id, state.waves if state else 1, since)
             elif action is not None:
                 self.finish(machine, action, wave=state.waves if state else 1)
 
