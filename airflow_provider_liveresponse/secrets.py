@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
+
+#: Query keys that carry a link's signature (Azure SAS: ``sig``).
+_SIGNATURE_KEYS = frozenset({"sig", "signature"})
 
 
 def mask(value: str | None) -> None:
@@ -19,11 +22,17 @@ def mask(value: str | None) -> None:
 
 
 def mask_link(url: str) -> None:
-    """Mask a result download link: the whole URL and each signature-bearing query value."""
+    """Mask a result download link: the whole URL and each signature-bearing query value, both decoded and as
+    the URL carries it (percent-encoded, as an HTTP client's debug line shows it)."""
     mask(url)
-    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=False):
-        if key.lower() in {"sig", "signature"}:
+    query = urlsplit(url).query
+    for key, value in parse_qsl(query, keep_blank_values=False):
+        if key.lower() in _SIGNATURE_KEYS:
             mask(value)
+    for pair in query.split("&"):
+        key, _, raw = pair.partition("=")
+        if unquote_plus(key).lower() in _SIGNATURE_KEYS:
+            mask(raw)
 
 
 def redact(text: str) -> str:
