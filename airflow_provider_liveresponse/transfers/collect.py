@@ -8,7 +8,11 @@ runs for its one action, and what a fleet sweep runs for each device's finished 
 - leftovers of an interrupted earlier run are removed first, so a rerun completes what it left;
 - an identical object already present (same SHA-256) is kept (an idempotent rerun) and keeps its first
   retrieval time; a different one fails unless ``overwrite=True``;
-- ``manifest.json`` is written last, atomically.
+- ``manifest.json`` is written last, atomically; with a ``signer``
+  (:class:`~airflow_provider_liveresponse.signing.ManifestSigner`), ``manifest.json.sig`` right after it, over the
+  manifest's exact bytes. A signature left by an earlier run is removed before the manifest is rewritten, so an
+  unsigned rerun (or one killed between the two writes) leaves an unsigned manifest, never one whose signature
+  does not match it.
 
 How to call it (``hook`` a :class:`~airflow_provider_liveresponse.hooks.live_response.LiveResponseHook`, ``action``
 the finished :class:`~airflow_provider_liveresponse.models.MachineAction` as ``hook.get_machine_action`` returns it,
@@ -17,11 +21,13 @@ the finished :class:`~airflow_provider_liveresponse.models.MachineAction` as ``h
     from airflow_provider_liveresponse.transfers.collect import CopyOptions, store_action_results
 
     stored = store_action_results(
-        hook, action, destination / machine_id / action.id, options=CopyOptions(), log=self.log, owner=f"Task {tid}"
+        hook, action, destination / machine_id / action.id, options=CopyOptions(), log=self.log, owner=f"Task {tid}",
+        signer=ManifestSigner.from_connection("manifest_signing"),  # optional; build it before any API call
     )
     stored.manifest          # the Manifest written (stored.manifest_bytes: its exact bytes)
     stored.files             # [{"path", "size", "sha256"}] per stored object
     stored.transcripts       # the RunScript outcomes (as the operator pushes under XCom key "transcripts")
+    stored.signed_by         # the signing key's fingerprint, or None
 
 Two callers must not store the same action into the same folder at the same time (each would remove the other's
 temporary objects). Errors are :class:`~airflow_provider_liveresponse.exceptions.LiveResponseError`, prefixed with
@@ -58,6 +64,7 @@ if TYPE_CHECKING:
     from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
     from airflow_provider_liveresponse.hooks.result_reader import ResultReader
     from airflow_provider_liveresponse.models import ActionCommand, MachineAction
+    from airflow_provider_liveresponse.signing import ManifestSigner
     from airflow_provider_liveresponse.transfers.settings import TransferSettings
 
     #: ``stream(reader, temp, described, keep_transcript=...)``: the copy of one blob (a test or benchmark wraps it).
@@ -102,6 +109,8 @@ class StoredAction:
     manifest_bytes: bytes
     folder: Destination
     transcripts: list[dict[str, Any]] = field(default_factory=list)
+    signed_by: str | None = None
+    """The fingerprint of the key that signed the manifest (``SHA256:<hex>``), or None when it is unsigned."""
 
     @property
     def files(self) -> list[dict[str, Any]]:
@@ -124,14 +133,17 @@ def store_action_results(
     owner: str,
     command_indexes: Sequence[int] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    signer: ManifestSigner | None = None,
 ) -> StoredAction:
     """Store the results of the finished ``action`` under ``folder_path`` and write its manifest last.
 
     ``command_indexes`` chooses the commands (default: every command with a result); ``owner`` prefixes every
     error (``"Task collect"``, ``"Sweep s, device ws-1"``); ``log`` is a logger (a task's ``self.log``); ``clock``
-    times the progress lines.
+    times the progress lines; ``signer`` signs the manifest (build it before any API call: a bad key then fails
+    before anything is copied).
     """
-    return ResultCollector(options, log, owner, clock=clock).store(hook, action, folder_path, command_indexes)
+    collector = ResultCollector(options, log, owner, clock=clock)
+    return collector.store(hook, action, folder_path, command_indexes, signer=signer)
 
 
 class ResultCollector:
@@ -160,8 +172,11 @@ class ResultCollector:
         action: MachineAction,
         folder_path: ObjectStoragePath,
         command_indexes: Sequence[int] | None = None,
+        *,
+        signer: ManifestSigner | None = None,
     ) -> StoredAction:
-        """Copy the chosen commands' results into ``folder_path``, then write the manifest (see the module)."""
+        """Copy the chosen commands' results into ``folder_path``, then write the manifest and, with ``signer``,
+        its signature (see the module). The signer is an argument, not an attribute, so it is never kept."""
         from airflow_provider_liveresponse import validation
 
         commands = select_commands(action, command_indexes, self.owner)
@@ -194,7 +209,7 @@ class ResultCollector:
             files=entries,
         )
         data = manifest.to_bytes()
-        folder.write_atomically(MANIFEST_NAME, data)
+        signed_by = self._write_manifest(folder, data, signer)
         stored = sum(1 for e in entries if e.outcome == "stored")
         self.log.info(
             "Action %s: %d file(s) stored, %d already present with the same SHA-256; manifest at %s",
@@ -203,7 +218,26 @@ class ResultCollector:
             len(entries) - stored,
             shown(folder.child(MANIFEST_NAME)),
         )
-        return StoredAction(manifest, data, folder, transcripts)
+        return StoredAction(manifest, data, folder, transcripts, signed_by)
+
+    def _write_manifest(self, folder: Destination, data: bytes, signer: ManifestSigner | None) -> str | None:
+        """Remove an earlier signature, write the manifest, then its signature; the signer's fingerprint."""
+        from airflow_provider_liveresponse.signing import signature_name
+
+        sig_name = signature_name(MANIFEST_NAME)
+        if folder.exists(sig_name):
+            folder.remove(sig_name)
+            if signer is None:
+                self.log.warning(
+                    "Removed %s, the signature of the earlier manifest: this run is not signed (no signing_conn_id)",
+                    shown(folder.child(sig_name)),
+                )
+        folder.write_atomically(MANIFEST_NAME, data)
+        if signer is None:
+            return None
+        folder.write_atomically(sig_name, signer.sign(data, MANIFEST_NAME))
+        self.log.info("Signed %s with key %s", shown(folder.child(MANIFEST_NAME)), signer.fingerprint)
+        return signer.fingerprint
 
     def _prepare(self, folder: Destination, action: MachineAction) -> None:
         """Make the action's folder usable and remove what an interrupted run left there."""

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
     from airflow_provider_liveresponse.hooks.result_reader import ResultReader
+    from airflow_provider_liveresponse.signing import ManifestSigner
     from airflow_provider_liveresponse.transfers.destination import Target
     from airflow_provider_liveresponse.transfers.gzip_stream import Streamed
 
@@ -84,6 +85,11 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
     :param progress_interval: seconds between progress lines in the task log (a line is also logged at each
         further tenth of a large result, at most every 5 seconds).
     :param transcript_lines: how many first lines of a transcript's output and errors go to the log and XCom.
+    :param signing_conn_id: an Airflow connection whose password holds an Ed25519 private key (PEM, PKCS#8): the
+        manifest is then signed over its exact bytes and ``manifest.json.sig`` written right after it (see
+        :mod:`airflow_provider_liveresponse.signing`). The key is read before any API call (a bad key fails the
+        task, naming the connection, before anything is copied) and never reaches a log, XCom or the manifest.
+        Without it the manifest is unsigned, and a signature left by an earlier run is removed.
 
     Durations (``max_retry_wait``, ``progress_interval``) are seconds or a ``timedelta``. Every parameter is
     checked when the task starts, before any API call; an error names the field. The attribute ``clock``
@@ -109,6 +115,7 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         max_retry_wait: float | timedelta = 600.0,
         progress_interval: float | timedelta = 30.0,
         transcript_lines: int = 10,
+        signing_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -125,6 +132,7 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         self.max_retry_wait = max_retry_wait
         self.progress_interval = progress_interval
         self.transcript_lines = transcript_lines
+        self.signing_conn_id = signing_conn_id
         self.clock: Callable[[], float] = time.monotonic
         self._settings: TransferSettings | None = None
         self._collector: ResultCollector | None = None
@@ -152,17 +160,29 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         self._settings = settings = self._checked()
+        signer = self._signer(settings)
         hook = self._hook()
         action = hook.get_machine_action(settings.action_id)
         collector = self._collector = ResultCollector(
             CopyOptions.of(settings), self.log, f"Task {self.task_id}", clock=self.clock, stream=self._stream
         )
         folder = settings.destination / validation.machine_id(action.machine_id, "the action's machineId") / action.id
-        stored = collector.store(hook, action, folder, settings.command_indexes)
+        stored = collector.store(hook, action, folder, settings.command_indexes, signer=signer)
         ti: Any = context.get("ti")
         if ti is not None:
             ti.xcom_push(key="transcripts", value=stored.transcripts)
         return stored.manifest.to_json_dict()
+
+    def _signer(self, settings: TransferSettings) -> ManifestSigner | None:
+        """The manifest signer of ``signing_conn_id`` (None without it); a bad key fails naming the connection."""
+        if settings.signing_conn_id is None:
+            return None
+        from airflow_provider_liveresponse.signing import ManifestSigner
+
+        try:
+            return ManifestSigner.from_connection(settings.signing_conn_id)
+        except LiveResponseConfigError as exc:
+            raise type(exc)(f"Task {self.task_id}: signing_conn_id: {exc}; nothing was copied") from None
 
     def _stream(self, reader: ResultReader, temp: Target, described: str, *, keep_transcript: bool) -> Streamed:
         """The copy of one blob (see :meth:`.collect.ResultCollector.stream`; a benchmark wraps it)."""

@@ -44,6 +44,7 @@ class TransferSettings:
     max_retry_wait: float
     progress_interval: float
     transcript_lines: int
+    signing_conn_id: str | None = None
 
 
 def check_settings(operator: Any) -> TransferSettings:
@@ -65,6 +66,11 @@ def check_settings(operator: Any) -> TransferSettings:
     progress_interval = validation.duration(operator.progress_interval, "progress_interval")
     transcript_lines = validation.count(operator.transcript_lines, "transcript_lines", minimum=0)
     mde_conn_id = validation.conn_id(operator.mde_conn_id)
+    signing_conn_id = validation.optional_text(
+        getattr(operator, "signing_conn_id", None),
+        "signing_conn_id",
+        hint="the id of the Airflow connection whose password holds the Ed25519 signing key",
+    )
     return TransferSettings(
         action_id=action_id,
         destination=destination(operator.destination, operator.dest_conn_id),
@@ -78,6 +84,7 @@ def check_settings(operator: Any) -> TransferSettings:
         max_retry_wait=max_retry_wait,
         progress_interval=progress_interval,
         transcript_lines=transcript_lines,
+        signing_conn_id=signing_conn_id,
     )
 
 
