@@ -108,6 +108,7 @@ def get_provider_info() -> dict[str, Any]:
         "operators": _modules_of_the_integration(
             "airflow_provider_liveresponse.operators.live_response",
             "airflow_provider_liveresponse.operators.live_response_library",
+            "airflow_provider_liveresponse.operators.fleet",
         ),
         "sensors": _modules_of_the_integration("airflow_provider_liveresponse.sensors.machine_action"),
         "hooks": _modules_of_the_integration(

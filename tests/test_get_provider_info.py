@@ -127,3 +127,4 @@ def test_every_registered_module_imports_without_msal_or_the_simulator() -> None
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", result.stdout
     assert "airflow_provider_liveresponse.operators.live_response_library" in modules
+    assert "airflow_provider_liveresponse.operators.fleet" in modules
