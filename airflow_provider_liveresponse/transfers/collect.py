@@ -70,7 +70,14 @@ if TYPE_CHECKING:
     #: ``stream(reader, temp, described, keep_transcript=...)``: the copy of one blob (a test or benchmark wraps it).
     StreamFn = Callable[..., Streamed]
 
-__all__ = ["CopyOptions", "ResultCollector", "StoredAction", "select_commands", "store_action_results"]
+__all__ = [
+    "CopyOptions",
+    "ResultCollector",
+    "StoredAction",
+    "asset_event_extra",
+    "select_commands",
+    "store_action_results",
+]
 
 _QUERY = re.compile(r"\?[^\s'\"]*")
 
@@ -121,6 +128,19 @@ class StoredAction:
     def manifest_uri(self) -> str:
         """Where the manifest is (a URL with no credentials)."""
         return shown(self.folder.child(MANIFEST_NAME))
+
+
+def asset_event_extra(stored: StoredAction) -> dict[str, Any]:
+    """The extra of the asset event announcing ``stored``: ``{machine_id, host, action_id, manifest, files}``,
+    ``manifest`` the manifest's URL (no credentials), ``files`` the rows ``{path, size, sha256}``."""
+    action = stored.manifest.action
+    return {
+        "machine_id": action.machine_id,
+        "host": action.computer_dns_name,
+        "action_id": action.id,
+        "manifest": stored.manifest_uri,
+        "files": stored.files,
+    }
 
 
 def store_action_results(

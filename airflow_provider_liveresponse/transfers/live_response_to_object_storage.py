@@ -29,7 +29,12 @@ from airflow.sdk import BaseOperator
 from airflow_provider_liveresponse import validation
 from airflow_provider_liveresponse.constants import DEFAULT_CONN_ID
 from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
-from airflow_provider_liveresponse.transfers.collect import CopyOptions, ResultCollector
+from airflow_provider_liveresponse.transfers.collect import (
+    CopyOptions,
+    ResultCollector,
+    StoredAction,
+    asset_event_extra,
+)
 from airflow_provider_liveresponse.transfers.gzip_stream import Decoder
 from airflow_provider_liveresponse.transfers.manifest import MANIFEST_NAME, MANIFEST_VERSION
 from airflow_provider_liveresponse.transfers.settings import TransferSettings, check_settings
@@ -60,6 +65,9 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
     transcripts as returned. Each result streams through a temporary name and is moved to its final name only
     once complete and verified (length, Content-MD5, gzip CRC and length, stored size). The task returns the
     manifest (never a download link) and pushes the RunScript outcomes under the XCom key ``transcripts``.
+    Each ``Asset`` among its ``outlets`` gets the action's asset event with extra ``{machine_id, host, action_id,
+    manifest, files: [{path, size, sha256}]}`` (``manifest`` the manifest's URL): a DAG scheduled on that asset
+    learns that evidence arrived, and where, without polling the bucket.
 
     :param action_id: the machine action whose results to copy (templated), typically
         ``"{{ ti.xcom_pull(task_ids='collect', key='action_id') }}"``.
@@ -171,7 +179,20 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         ti: Any = context.get("ti")
         if ti is not None:
             ti.xcom_push(key="transcripts", value=stored.transcripts)
+        self._emit_asset_events(context, stored)
         return stored.manifest.to_json_dict()
+
+    def _emit_asset_events(self, context: Context, stored: StoredAction) -> None:
+        """Give each Asset among the outlets this action's event extra (see :func:`.collect.asset_event_extra`)."""
+        from airflow.sdk import Asset
+
+        assets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
+        events: Any = context.get("outlet_events")
+        if not assets or events is None:
+            return
+        extra = asset_event_extra(stored)
+        for asset in assets:
+            events[asset].extra.update(extra)
 
     def _signer(self, settings: TransferSettings) -> ManifestSigner | None:
         """The manifest signer of ``signing_conn_id`` (None without it); a bad key fails naming the connection."""

@@ -1,0 +1,66 @@
+"""The transfer's outlets: each Asset gets one event per action, its extra naming the machine, the host, the action,
+the manifest and every stored file (a real DAG run, dag.test, the event read back from Airflow's database)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from tests.transfers.transfer_helpers import WS1, sha256_of
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.dag_runner import DagRunner
+
+ASSET_URI = "file:///evidence/cases"
+
+
+def events_of(uri: str) -> list[dict[str, Any]]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.uri == uri)
+        ).all()
+        return [dict(row.extra) for row in rows]
+
+
+def test_each_asset_outlet_gets_the_actions_event_with_its_files(
+    sim_conn: str, dags: DagRunner, tmp_path: Path
+) -> None:
+    evidence = tmp_path / "evidence"
+    run = dags.run(
+        f"""
+        collect = LiveResponseOperator(
+            task_id="collect",
+            computer_dns_name="ws-0001.contoso.local",
+            commands=[RunScript("triage.ps1"), GetFile(r"C:\\Windows\\Temp\\triage.zip")],
+            poll_interval=0.2,
+            deferrable=False,
+        )
+        store = LiveResponseToObjectStorageOperator(
+            task_id="store",
+            action_id="{{{{ ti.xcom_pull(task_ids='collect', key='action_id') }}}}",
+            destination={evidence.as_uri()!r},
+            outlets=[Asset(name="evidence", uri={ASSET_URI!r})],
+        )
+        collect >> store
+        """,
+        prelude="from airflow.sdk import Asset\n",
+    )
+    assert dags.states(run) == {("collect", -1): "success", ("store", -1): "success"}
+    action_id = dags.xcom(run, "collect", "action_id")
+    folder = evidence / WS1 / action_id
+    (extra,) = events_of(ASSET_URI)
+    assert extra["machine_id"] == WS1
+    assert extra["host"] == "ws-0001.contoso.local"
+    assert extra["action_id"] == action_id
+    assert extra["manifest"] == (folder / "manifest.json").as_uri()
+    assert extra["files"] == [
+        {"path": name, "size": (folder / name).stat().st_size, "sha256": sha256_of(folder / name)}
+        for name in ("0_triage.ps1.transcript.json", "1_triage.zip")
+    ]
+    assert "mde-liveresponse" not in json.dumps(extra)
