@@ -192,3 +192,17 @@ def test_the_hook_example_runs_against_the_simulator(
     blob = tmp_path / "OfficeClickToRun.dmp.zip.gz"
     assert blob.stat().st_size == int(size) > 0
     assert hashlib.sha256(blob.read_bytes()).hexdigest() == sha256
+
+
+def test_the_fleet_sections_example_builds_a_sweep() -> None:
+    from airflow.sdk import DAG
+
+    from airflow_provider_liveresponse.operators.fleet import FleetLiveResponseOperator
+
+    (source,) = _blocks("python", "Sweeping a fleet: `FleetLiveResponseOperator`")
+    namespace: dict[str, Any] = {}
+    with DAG("readme_fleet", schedule=None) as dag:
+        exec(compile(source, "README fleet example", "exec"), namespace)
+    (task,) = dag.tasks
+    assert isinstance(task, FleetLiveResponseOperator)
+    assert task.task_id == "sweep"
