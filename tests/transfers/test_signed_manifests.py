@@ -118,7 +118,7 @@ def test_the_key_reaches_no_log_xcom_manifest_or_operator_attribute(
     action_id = actions.finish(COMMANDS)
     operator = transfer.operator(action_id=action_id, destination=tmp_path.as_uri(), signing_conn_id=CONN)
     with caplog.at_level(logging.DEBUG):
-        returned = operator.execute({"ti": transfer.ti})  # type: ignore[arg-type]
+        returned = operator.execute({"ti": transfer.ti})  # type: ignore[arg-type,typeddict-item,unused-ignore]
 
     body = "".join(line for line in private_pem(key).splitlines() if not line.startswith("-----"))
     seen = [
