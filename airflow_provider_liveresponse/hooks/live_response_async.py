@@ -176,7 +176,9 @@ class LiveResponseAsyncHook(BaseHook):
 
     async def get_machine_actions(self, action_ids: Sequence[str]) -> dict[str, MachineAction]:
         """Several machine actions in as few calls as possible (``id in (...)``, paged)."""
-        ids = [validation.action_id(a, "action_ids[]") for a in dict.fromkeys(action_ids)]
+        if isinstance(action_ids, (list, tuple)) and not action_ids:
+            return {}
+        ids = validation.text_list(action_ids, "action_ids", validation.action_id)
         base = (await self.settings()).api_url
         what = "Listing machine actions"
         found: dict[str, MachineAction] = {}

@@ -153,6 +153,10 @@ def _parsed(text: str, conn_id: str | None) -> ObjectStoragePath:
             f"destination {text!r} is neither a URL nor an absolute path: use file:///evidence, "
             "s3://bucket/prefix, abfs://container/prefix or gs://bucket/prefix"
         )
+    if text.endswith("://"):  # file:// would be the worker's current folder
+        raise LiveResponseConfigError(
+            f"destination {text!r} names no folder, bucket or container: use file:///evidence or s3://bucket/prefix"
+        )
     if "?" in text or "#" in text:
         raise LiveResponseConfigError(
             f"destination {text!r} holds '?' or '#': give the bucket and prefix only, and put "
