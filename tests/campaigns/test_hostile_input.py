@@ -429,6 +429,7 @@ BAD: dict[str, st.SearchStrategy[Any]] = {
     ),
     "choices": st.one_of(
         st.sampled_from(["failed", "offline"]),  # one choice, not a list of one
+        st.just([]),
         st.integers(),
         st.none(),
         st.lists(st.one_of(not_text, st.text(max_size=8).filter(lambda t: t not in OUTCOMES)), min_size=1, max_size=2),
