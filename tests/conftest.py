@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_liveresponse.simulator import Simulator
     from tests.dag_runner import DagRunner
+    from tests.transfers.storage_servers import AzuriteServer, S3Server
 
 if "AIRFLOW_HOME" not in os.environ:
     os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
@@ -80,3 +81,44 @@ def task_output(capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFix
         return text
 
     return read
+
+
+# -- storage servers: one of each per session for every folder (Airflow caches an object store per conn id) --
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server (SeaweedFS, checking request signatures) with the bucket ``evidence``."""
+    from tests.transfers.storage_servers import ServerUnavailable, start_seaweedfs
+
+    try:
+        server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"), "evidence")
+    except ServerUnavailable as exc:
+        pytest.skip(f"SeaweedFS could not start here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
+    """Microsoft's Azure Storage emulator (blob service) with the container ``evidence``."""
+    from tests.transfers.storage_servers import ServerUnavailable, start_azurite
+
+    try:
+        server = start_azurite(tmp_path_factory.mktemp("azurite"), "evidence")
+    except ServerUnavailable as exc:
+        pytest.skip(f"Azurite could not start here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_conn(seaweedfs: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_SEAWEED_TEST", seaweedfs.connection_json())
+    return "seaweed_test"
+
+
+@pytest.fixture
+def azure_conn(azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_AZURITE_TEST", azurite.connection_json())
+    return "azurite_test"

@@ -1,5 +1,6 @@
 """Fixtures of the transfer tests: the simulator as the default MDE connection, finished actions, the operator
-run directly or in real DAG runs, and real S3 (SeaweedFS) and Azure Blob (Azurite) servers."""
+run directly or in real DAG runs. The real S3 (SeaweedFS) and Azure Blob (Azurite) servers are session fixtures
+of tests/conftest.py: one server each for every folder, as Airflow caches an object store per connection id."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from airflow_provider_liveresponse.transfers.live_response_to_object_storage imp
     LiveResponseToObjectStorageOperator,
 )
 from tests.dag_runner import DagRunner
-from tests.transfers.storage_servers import AzuriteServer, S3Server, ServerUnavailable, start_azurite, start_seaweedfs
 from tests.transfers.transfer_helpers import Actions, Transfer, sim_sleep
 
 if TYPE_CHECKING:
@@ -57,40 +57,3 @@ def dags(airflow_db: Path) -> Iterator[DagRunner]:
     yield runner
     for path in runner.files:
         path.unlink(missing_ok=True)
-
-
-# -- storage servers --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """A real S3 server (SeaweedFS, checking request signatures) with the bucket ``evidence``."""
-    try:
-        server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"), "evidence")
-    except ServerUnavailable as exc:
-        pytest.skip(f"SeaweedFS could not start here: {exc}")
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzuriteServer]:
-    """Microsoft's Azure Storage emulator (blob service) with the container ``evidence``."""
-    try:
-        server = start_azurite(tmp_path_factory.mktemp("azurite"), "evidence")
-    except ServerUnavailable as exc:
-        pytest.skip(f"Azurite could not start here: {exc}")
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def s3_conn(seaweedfs: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AIRFLOW_CONN_SEAWEED_TEST", seaweedfs.connection_json())
-    return "seaweed_test"
-
-
-@pytest.fixture
-def azure_conn(azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("AIRFLOW_CONN_AZURITE_TEST", azurite.connection_json())
-    return "azurite_test"

@@ -1,16 +1,8 @@
 """Fixtures of the verify tests: the transfer tests' simulator connection, finished actions, the operator run
-directly, and the real S3 (SeaweedFS) and Azure Blob (Azurite) servers, imported from tests/transfers."""
+directly, imported from tests/transfers (the storage servers are tests/conftest.py's)."""
 
 from __future__ import annotations
 
-from tests.transfers.conftest import (
-    actions,
-    azure_conn,
-    azurite,
-    s3_conn,
-    seaweedfs,
-    sim_conn,
-    transfer,
-)
+from tests.transfers.conftest import actions, sim_conn, transfer
 
-__all__ = ["actions", "azure_conn", "azurite", "s3_conn", "seaweedfs", "sim_conn", "transfer"]
+__all__ = ["actions", "sim_conn", "transfer"]
