@@ -77,17 +77,14 @@ def patch(point: str) -> None:
 
         RuntimeTaskInstance.xcom_push = xcom_push  # type: ignore[method-assign]
     elif point == "while_waiting":
-        import time as real_time
-        import types
+        from airflow_provider_liveresponse.hooks.action_workflow import ActionWorkflowMixin
 
-        from airflow_provider_liveresponse.operators import live_response
+        wait = ActionWorkflowMixin.wait_for_action
 
-        def sleep(seconds: float) -> None:
-            _die()
+        def wait_and_die(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return wait(self, *args, **{**kwargs, "sleep": lambda seconds: _die()})  # at the wait's first sleep
 
-        live_response.time = types.SimpleNamespace(  # type: ignore[assignment,attr-defined]
-            time=real_time.time, monotonic=real_time.monotonic, sleep=sleep
-        )
+        ActionWorkflowMixin.wait_for_action = wait_and_die  # type: ignore[method-assign]
     elif point == "during_transfer":
         from airflow_provider_liveresponse.transfers import live_response_to_object_storage as transfer
 
