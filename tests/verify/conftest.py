@@ -3,6 +3,6 @@ directly, imported from tests/transfers (the storage servers are tests/conftest.
 
 from __future__ import annotations
 
-from tests.transfers.conftest import actions, sim_conn, transfer
+from tests.transfers.conftest import actions, transfer
 
-__all__ = ["actions", "sim_conn", "transfer"]
+__all__ = ["actions", "transfer"]
