@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.transfers.test_asset_events import events_of
+from tests.transfers.test_asset_events import collect_and_store, events_of
 from tests.transfers.transfer_helpers import WS1, sha256_of
 
 if TYPE_CHECKING:
@@ -37,26 +37,7 @@ def test_the_index_dag_is_scheduled_on_the_evidence_asset() -> None:
 
 
 def _produce(dags: DagRunner, evidence: Path, asset_uri: str) -> dict[str, Any]:
-    run = dags.run(
-        f"""
-        collect = LiveResponseOperator(
-            task_id="collect",
-            computer_dns_name="ws-0001.contoso.local",
-            commands=[RunScript("triage.ps1"), GetFile(r"C:\\Windows\\Temp\\triage.zip")],
-            poll_interval=0.2,
-            deferrable=False,
-        )
-        store = LiveResponseToObjectStorageOperator(
-            task_id="store",
-            action_id="{{{{ ti.xcom_pull(task_ids='collect', key='action_id') }}}}",
-            destination={evidence.as_uri()!r},
-            outlets=[Asset(name="evidence_index_test", uri={asset_uri!r})],
-        )
-        collect >> store
-        """,
-        prelude="from airflow.sdk import Asset\n",
-    )
-    assert dags.states(run) == {("collect", -1): "success", ("store", -1): "success"}
+    collect_and_store(dags, evidence, "evidence_index_test", asset_uri)
     (extra,) = events_of(asset_uri)
     return extra
 

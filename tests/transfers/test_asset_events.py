@@ -28,10 +28,8 @@ def events_of(uri: str) -> list[dict[str, Any]]:
         return [dict(row.extra) for row in rows]
 
 
-def test_each_asset_outlet_gets_the_actions_event_with_its_files(
-    sim_conn: str, dags: DagRunner, tmp_path: Path
-) -> None:
-    evidence = tmp_path / "evidence"
+def collect_and_store(dags: DagRunner, evidence: Path, asset_name: str, asset_uri: str) -> Any:
+    """A DAG run that collects a triage from ws-0001 and stores it under ``evidence`` with the asset as outlet."""
     run = dags.run(
         f"""
         collect = LiveResponseOperator(
@@ -45,13 +43,21 @@ def test_each_asset_outlet_gets_the_actions_event_with_its_files(
             task_id="store",
             action_id="{{{{ ti.xcom_pull(task_ids='collect', key='action_id') }}}}",
             destination={evidence.as_uri()!r},
-            outlets=[Asset(name="evidence", uri={ASSET_URI!r})],
+            outlets=[Asset(name={asset_name!r}, uri={asset_uri!r})],
         )
         collect >> store
         """,
         prelude="from airflow.sdk import Asset\n",
     )
     assert dags.states(run) == {("collect", -1): "success", ("store", -1): "success"}
+    return run
+
+
+def test_each_asset_outlet_gets_the_actions_event_with_its_files(
+    sim_conn: str, dags: DagRunner, tmp_path: Path
+) -> None:
+    evidence = tmp_path / "evidence"
+    run = collect_and_store(dags, evidence, "evidence", ASSET_URI)
     action_id = dags.xcom(run, "collect", "action_id")
     folder = evidence / WS1 / action_id
     (extra,) = events_of(ASSET_URI)
