@@ -19,13 +19,10 @@ ASSET_URI = "file:///evidence/cases"
 def events_of(uri: str) -> list[dict[str, Any]]:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
-    from sqlalchemy import select
 
-    with create_session() as session:
-        rows = session.scalars(
-            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(AssetModel.uri == uri)
-        ).all()
-        return [dict(row.extra) for row in rows]
+    with create_session() as session:  # the ORM's own query: no direct import of SQLAlchemy (not declared)
+        rows = session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+        return [dict(row.extra) for row in rows.filter(AssetModel.uri == uri).all()]
 
 
 def collect_and_store(dags: DagRunner, evidence: Path, asset_name: str, asset_uri: str) -> Any:
