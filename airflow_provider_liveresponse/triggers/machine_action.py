@@ -23,6 +23,11 @@ from airflow_provider_liveresponse.models import MachineAction, describe_outcome
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from airflow_provider_liveresponse.hooks.live_response_async import LiveResponseAsyncHook
+
+#: Seconds ``on_kill`` may spend reading the action (for its device and status) before it decides.
+KILL_READ_TIMEOUT = 10.0
+
 
 class MachineActionTrigger(BaseTrigger):
     """Fires when a machine action ends (or its deadline passes).
@@ -115,20 +120,69 @@ class MachineActionTrigger(BaseTrigger):
             poller.unregister(token)
 
     async def on_kill(self) -> None:
-        """Airflow 3.3+: a user killed the deferred task; cancel the action when ``cancel_on_kill``."""
+        """Airflow 3.3+: the trigger was killed; cancel the action when ``cancel_on_kill`` and the kill was a user's.
+
+        Airflow 3.3 also kills a trigger that was reassigned to another triggerer (apache/airflow#73454). The
+        action is cancelled only when the task instance is confirmed out of ``deferred``
+        (:func:`~airflow_provider_liveresponse.triggers.kill_check.judge_kill`); otherwise it is left running
+        and the log says why, with the action, the device and what to do.
+        """
         if not self.cancel_on_kill:
             return
         from airflow_provider_liveresponse.exceptions import LiveResponseError
         from airflow_provider_liveresponse.hooks.live_response_async import LiveResponseAsyncHook
+        from airflow_provider_liveresponse.triggers.kill_check import judge_kill
 
-        self.log.info("The deferred task was killed: cancelling MDE action %s", self.action_id)
-        try:
-            await LiveResponseAsyncHook(self.mde_conn_id).cancel_machine_action(
-                self.action_id, "Cancelled because its Airflow task was killed"
+        verdict = await judge_kill(self.task_instance)
+        hook = LiveResponseAsyncHook(self.mde_conn_id)
+        action = await self._current_action(hook)
+        device = _device(action)
+        if not verdict.confirmed:
+            self.log.warning(
+                "Not cancelling MDE action %s on device %s: %s. The action keeps running; cancel it in the "
+                "Defender portal if the kill was yours",
+                self.action_id,
+                device,
+                verdict.reason,
             )
+            return
+        if action is not None and action.is_terminal:
+            self.log.info(
+                "The deferred task was killed (%s); MDE action %s already ended %s, nothing to cancel",
+                verdict.reason,
+                self.action_id,
+                action.status,
+            )
+            return
+        self.log.info(
+            "The deferred task was killed (%s): cancelling MDE action %s on device %s",
+            verdict.reason,
+            self.action_id,
+            device,
+        )
+        try:
+            await hook.cancel_machine_action(self.action_id, "Cancelled because its Airflow task was killed")
         except LiveResponseError as exc:
             self.log.warning(
-                "Could not cancel action %s (%s); cancel it in the Defender portal if it still runs",
+                "Could not cancel action %s on device %s (%s); cancel it in the Defender portal if it still runs",
                 self.action_id,
+                device,
                 exc,
             )
+
+    async def _current_action(self, hook: LiveResponseAsyncHook) -> MachineAction | None:
+        """The action as MDE has it now, for its device and status; None when it cannot be read in time."""
+        from airflow_provider_liveresponse.exceptions import LiveResponseError
+
+        try:
+            return await asyncio.wait_for(hook.get_machine_action(self.action_id), timeout=KILL_READ_TIMEOUT)
+        except (LiveResponseError, TimeoutError) as exc:
+            self.log.info("Could not read action %s before acting on the kill (%r)", self.action_id, exc)
+            return None
+
+
+def _device(action: MachineAction | None) -> str:
+    """``host (machine id)`` of an action, for log lines; ``unknown`` when the action could not be read."""
+    if action is None or not action.machine_id:
+        return "unknown (the action could not be read)"
+    return f"{action.computer_dns_name or 'unknown host'} ({action.machine_id})"

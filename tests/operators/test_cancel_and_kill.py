@@ -79,9 +79,16 @@ def test_on_kill_leaves_the_action_alone_without_cancel_on_kill(simulator: Simul
     assert str(simulator.state.actions[action.id].status) in ("Pending", "InProgress")
 
 
-async def test_the_triggers_on_kill_cancels_the_action(simulator: Simulator, sim_conn: str) -> None:
+async def test_the_triggers_on_kill_cancels_the_action(
+    simulator: Simulator, sim_conn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user's kill (the task instance left ``deferred``; tests/triggers/test_on_kill.py has the other cases)."""
+    from tests.triggers.supervisor_channel import Supervisor, TaskInstance, install
+
+    install(monkeypatch, Supervisor({"collect": "failed"}))
     action = LiveResponseHook(sim_conn).run_live_response(WS1, [RunScript("sleep.ps1", args="300")], "deferred")
     trigger = MachineActionTrigger(action.id, sim_conn, poll_interval=0.2, cancel_on_kill=True)
+    trigger.task_instance = TaskInstance()  # type: ignore[assignment]
     assert trigger.serialize()[1]["cancel_on_kill"] is True
     await trigger.on_kill()
     assert str(simulator.state.actions[action.id].status) == "Cancelled"
