@@ -36,6 +36,7 @@ from airflow_provider_liveresponse.transfers.collect import (
     asset_event_extra,
 )
 from airflow_provider_liveresponse.transfers.gzip_stream import Decoder
+from airflow_provider_liveresponse.transfers.lineage import LineageRecord, operator_lineage, record
 from airflow_provider_liveresponse.transfers.manifest import MANIFEST_NAME, MANIFEST_VERSION
 from airflow_provider_liveresponse.transfers.settings import TransferSettings, check_settings
 
@@ -67,7 +68,10 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
     manifest (never a download link) and pushes the RunScript outcomes under the XCom key ``transcripts``.
     Each ``Asset`` among its ``outlets`` gets the action's asset event with extra ``{machine_id, host, action_id,
     manifest, files: [{path, size, sha256}]}`` (``manifest`` the manifest's URL): a DAG scheduled on that asset
-    learns that evidence arrived, and where, without polling the bucket.
+    learns that evidence arrived, and where, without polling the bucket. With the OpenLineage provider installed
+    (the ``[openlineage]`` extra), each successful run reports its inputs (the action's results, namespace
+    ``mde://<tenant id>``) and outputs (every stored object) from what the run already holds, with no extra call
+    (see :mod:`.lineage`).
 
     :param action_id: the machine action whose results to copy (templated), typically
         ``"{{ ti.xcom_pull(task_ids='collect', key='action_id') }}"``.
@@ -144,6 +148,7 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         self.clock: Callable[[], float] = time.monotonic
         self._settings: TransferSettings | None = None
         self._collector: ResultCollector | None = None
+        self._lineage: LineageRecord | None = None
 
     # -- parameters (checked before any API call) -------------------------------------------------------------
 
@@ -180,7 +185,12 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         if ti is not None:
             ti.xcom_push(key="transcripts", value=stored.transcripts)
         self._emit_asset_events(context, stored)
+        self._lineage = record(hook.settings.tenant_id, stored)
         return stored.manifest.to_json_dict()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The run's OpenLineage inputs and outputs (called by the OpenLineage provider after a success)."""
+        return operator_lineage(self._lineage)
 
     def _emit_asset_events(self, context: Context, stored: StoredAction) -> None:
         """Give each Asset among the outlets this action's event extra (see :func:`.collect.asset_event_extra`)."""

@@ -23,6 +23,10 @@ INSTALL_HINT = f"pip install '{PROJECT}[simulator]'"
 #: builds the form they are there, and Airflow's providers manager skips the widgets when they are missing (as for
 #: apache-airflow-providers-http, which does the same).
 UI_ONLY_MODULES = frozenset({"flask_appbuilder", "flask_babel", "wtforms"})
+#: What the provider imports inside a function only, from an optional extra (module prefix: extra): that extra must
+#: declare it. The function is called only by the package itself (the OpenLineage provider calls
+#: get_openlineage_facets_on_complete), so the provider works without the extra.
+OPTIONAL_MODULES = {"airflow.providers.openlineage": "openlineage"}
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class Import:
     module: str
     file: Path
     line: int
+    extra: str | None = None
+    """The optional extra that declares it (see :data:`OPTIONAL_MODULES`), for an import inside a function."""
 
     def __str__(self) -> str:
         return f"{self.file.relative_to(ROOT)}:{self.line} imports {self.module}"
@@ -83,7 +89,7 @@ def files(*parts: str, exclude: tuple[str, ...] = ()) -> list[Path]:
 
 class _Collector(ast.NodeVisitor):
     def __init__(self) -> None:
-        self.found: list[tuple[str, int]] = []
+        self.found: list[tuple[str, int, str | None]] = []
         self._depth = 0
 
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
@@ -103,7 +109,10 @@ class _Collector(ast.NodeVisitor):
     def _add(self, modules: list[str], line: int) -> None:
         for module in modules:
             if not (self._depth and module.partition(".")[0] in UI_ONLY_MODULES):
-                self.found.append((module, line))
+                extras = [
+                    e for prefix, e in OPTIONAL_MODULES.items() if module == prefix or module.startswith(prefix + ".")
+                ]
+                self.found.append((module, line, extras[0] if self._depth and extras else None))
 
 
 @cache
@@ -121,11 +130,11 @@ def third_party_imports(paths: list[Path]) -> list[Import]:
     for path in paths:
         collector = _Collector()
         collector.visit(ast.parse(path.read_text(), str(path)))
-        for module, line in collector.found:
+        for module, line, extra in collector.found:
             top = module.partition(".")[0]
             if top in standard or top in first_party or top in _helper_modules():
                 continue
-            found.append(Import(module, path, line))
+            found.append(Import(module, path, line, extra))
     return found
 
 

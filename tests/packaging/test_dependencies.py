@@ -40,7 +40,7 @@ def test_every_import_is_declared(area: str) -> None:
     undeclared = []
     for found in third_party_imports(paths):
         owners = distributions_of(found.module)
-        if not owners & allowed:
+        if not owners & (satisfied_by(declared(*extras, found.extra)) if found.extra else allowed):
             undeclared.append(f"{found} (from {', '.join(sorted(owners)) or 'no installed distribution'})")
     where = "dependencies" + "".join(f" + [{extra}]" for extra in extras)
     assert not undeclared, f"{area}: imports not declared in pyproject.toml ({where}):\n" + "\n".join(undeclared)
