@@ -7,11 +7,15 @@ it) is not read again.
 
 from __future__ import annotations
 
+import queue
+import threading
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_liveresponse.exceptions import LiveResponseError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from airflow.sdk import ObjectStoragePath
 
     from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
@@ -52,4 +56,68 @@ class EvidenceStore:
         return None
 
 
-__all__ = ["EvidenceStore"]
+#: Threads that store evidence beside the sweep's loop, and how many finished actions may wait for them.
+STORE_WORKERS = 3
+STORE_BACKLOG = 50
+
+
+class BackgroundStores:
+    """Stores beside the sweep's loop, so downloads never hold up submissions and polls: :meth:`put` queues a
+    finished action (it blocks only when ``backlog`` actions already wait), ``workers`` threads store them, each
+    with its own :class:`EvidenceStore` (its own hook and HTTP session) from ``make_store``, and :meth:`done`
+    hands back ``(machine, action, problem)`` for each one stored or refused. The guarantees are the store's
+    (temporary names, digests, manifest last); an unexpected error is a short reason, never the exception's text."""
+
+    def __init__(
+        self, make_store: Callable[[], EvidenceStore], workers: int = STORE_WORKERS, backlog: int = STORE_BACKLOG
+    ) -> None:
+        self._todo: queue.Queue[tuple[Machine, MachineAction] | None] = queue.Queue(maxsize=backlog)
+        self._done: queue.Queue[tuple[Machine, MachineAction, str | None]] = queue.Queue()
+        self._make_store = make_store
+        self._workers = workers
+        self._threads: list[threading.Thread] = []
+        self.pending = 0
+        self.stored = 0
+
+    def put(self, machine: Machine, action: MachineAction) -> None:
+        """Queue one succeeded action's results for storing."""
+        if not self._threads:
+            for number in range(self._workers):
+                thread = threading.Thread(target=self._work, name=f"fleet-evidence-{number}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+        self.pending += 1
+        self._todo.put((machine, action))
+
+    def done(self) -> list[tuple[Machine, MachineAction, str | None]]:
+        """The actions stored (or refused) since the last call, with None or why not."""
+        finished = []
+        while True:
+            try:
+                finished.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        self.pending -= len(finished)
+        self.stored += sum(1 for _, _, problem in finished if problem is None)
+        return finished
+
+    def close(self) -> None:
+        """Let the threads end once the queue is empty, and wait for them."""
+        for _ in self._threads:
+            self._todo.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
+
+    def _work(self) -> None:
+        store = self._make_store()
+        while (item := self._todo.get()) is not None:
+            machine, action = item
+            try:
+                problem = store.store(machine, action)
+            except Exception as exc:  # any failure is this device's outcome, not the sweep's end
+                problem = f"evidence not stored: {type(exc).__name__}"
+            self._done.put((machine, action, problem))
+
+
+__all__ = ["BackgroundStores", "EvidenceStore"]

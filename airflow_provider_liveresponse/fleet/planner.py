@@ -1,5 +1,12 @@
 """Who a sweep submits, who it skips and why, and in what order: read from each device's healthStatus, lastSeen,
-onboardingStatus and osPlatform, which come with the look-up (no extra call)."""
+onboardingStatus and osPlatform, which come with the look-up (no extra call).
+
+Order: with ``stale_after``, an Active device whose lastSeen is older than the freshest lastSeen of the listing by
+more than that (MDE's own clock, so the worker's clock skew does not matter) is probably offline. Such devices
+are spread evenly over the queue except its last ``tail`` places (the submissions of the sweep's last
+``pickup_timeout``), so the wait for a silent device overlaps the fresh devices' work instead of adding a
+``pickup_timeout`` at the end, and they never crowd the session slots at once.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ def target_name(machine: Machine) -> str:
 
 @dataclass
 class Plan:
-    """Devices to submit, in order (fresh ones first, then those whose lastSeen is stale), and the skipped."""
+    """Devices to submit, in order (stale ones spread among the fresh ones, none in the tail), and the skipped."""
 
     submit: list[Machine] = field(default_factory=list)
     skipped: list[DeviceOutcome] = field(default_factory=list)
@@ -44,20 +51,36 @@ def skip_reason(machine: Machine) -> DeviceOutcome | None:
     return None
 
 
-def plan(machines: Iterable[Machine], now: datetime, stale_after: timedelta | None) -> Plan:
-    """The plan for ``machines``: skipped ones reported, the rest in their order with stale ones last."""
+def plan(machines: Iterable[Machine], now: datetime, stale_after: timedelta | None, tail: int = 0) -> Plan:
+    """The plan for ``machines``: skipped ones reported, the rest in their order, stale ones spread (see above)."""
     result = Plan()
-    stale: list[Machine] = []
+    candidates: list[Machine] = []
     for machine in machines:
         skipped = skip_reason(machine)
         if skipped is not None:
             result.skipped.append(skipped)
-        elif stale_after is not None and machine.last_seen is not None and now - machine.last_seen > stale_after:
-            stale.append(machine)
         else:
-            result.submit.append(machine)
-    result.submit.extend(stale)
+            candidates.append(machine)
+    seen = [m.last_seen for m in candidates if m.last_seen is not None]
+    reference = max(seen) if seen else now
+    fresh: list[Machine] = []
+    stale: list[Machine] = []
+    for machine in candidates:
+        old = stale_after is not None and machine.last_seen is not None and reference - machine.last_seen > stale_after
+        (stale if old else fresh).append(machine)
+    result.submit = spread(fresh, stale, tail)
     return result
 
 
-__all__ = ["UNSUPPORTED_PLATFORMS", "Plan", "plan", "skip_reason", "target_name"]
+def spread(fresh: list[Machine], stale: list[Machine], tail: int) -> list[Machine]:
+    """``stale`` spread evenly over the first ``len(fresh) + len(stale) - tail`` places among ``fresh``."""
+    if not stale:
+        return list(fresh)
+    total = len(fresh) + len(stale)
+    span = max(len(stale), total - max(0, tail))
+    places = {index * span // len(stale) for index in range(len(stale))}
+    fresh_items, stale_items = iter(fresh), iter(stale)
+    return [next(stale_items) if place in places else next(fresh_items) for place in range(total)]
+
+
+__all__ = ["UNSUPPORTED_PLATFORMS", "Plan", "plan", "skip_reason", "spread", "target_name"]

@@ -20,7 +20,7 @@ from airflow_provider_liveresponse.hooks.odata import batches
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from airflow_provider_liveresponse.fleet.evidence import EvidenceStore
+    from airflow_provider_liveresponse.fleet.evidence import BackgroundStores
     from airflow_provider_liveresponse.fleet.ledger import DeviceState
     from airflow_provider_liveresponse.fleet.limiter import ReadBudget, SubmissionLimiter
     from airflow_provider_liveresponse.fleet.outcome import OutcomeTable
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from airflow_provider_liveresponse.models import Machine, MachineAction
 
 log = logging.getLogger(__name__)
+#: How often (seconds) the loop looks for stored evidence while nothing else is due.
+STORE_CHECK = 0.05
 
 
 def age(action: MachineAction) -> float:
@@ -71,7 +73,7 @@ class Sweep:
     table: OutcomeTable
     clock: Callable[[], float]
     sleep: Callable[[float], None]
-    evidence: EvidenceStore | None = None
+    evidence: BackgroundStores | None = None
     queue: deque[tuple[Machine, int]] = field(default_factory=deque)
     later: deque[tuple[Machine, int]] = field(default_factory=deque)
     flights: dict[str, Flight] = field(default_factory=dict)
@@ -100,17 +102,33 @@ class Sweep:
     def run(self) -> None:
         """Submit, poll and wait until every device has an outcome."""
         self.next_progress = self.clock() + self.settings.progress_every
-        while self.queue or self.later or self.flights:
+        while self.queue or self.later or self.flights or self.storing:
             self.submit_ready()
             if self.flights and self.clock() >= self.next_poll:
                 self.poll()
+            self.stored()
             self.progress()
             self.sleep(self.idle())
         self.progress(final=True)
 
+    @property
+    def storing(self) -> int:
+        """Succeeded actions whose evidence is still being stored."""
+        return self.evidence.pending if self.evidence is not None else 0
+
+    def stored(self) -> None:
+        """Record the devices whose evidence the store threads finished (or could not store)."""
+        if self.evidence is None:
+            return
+        for machine, action, problem in self.evidence.done():
+            verdict = FAILED if problem else COLLECTED
+            self.table.record(DeviceOutcome(target_name(machine), verdict, problem or "", machine.id, action.id))
+
     def idle(self) -> float:
         """How long nothing needs doing."""
         waits = [self.settings.poll_interval]
+        if self.storing:
+            waits.append(STORE_CHECK)
         if self.flights:
             waits.append(self.next_poll - self.clock())
         if (self.queue or self.later) and len(self.flights) < self.settings.max_sessions:
@@ -201,10 +219,11 @@ class Sweep:
         """Record a device whose action ended (or that ended in an earlier try of the sweep)."""
         name = target_name(machine)
         status = str(action.status)
+        if status == "Succeeded" and self.evidence is not None:
+            self.evidence.put(machine, action)  # recorded by stored() once it is in the destination
+            return
         if status == "Succeeded":
-            problem = self.evidence.store(machine, action) if self.evidence is not None else None
-            verdict = FAILED if problem else COLLECTED
-            outcome = DeviceOutcome(name, verdict, problem or "", machine.id, action.id)
+            outcome = DeviceOutcome(name, COLLECTED, "", machine.id, action.id)
         elif status == "Cancelled":
             reason = "not collected (cancelled; no pickup)" if wave >= self.max_waves else "cancelled outside the sweep"
             outcome = DeviceOutcome(name, OFFLINE if wave >= self.max_waves else FAILED, reason, machine.id, action.id)
@@ -221,9 +240,11 @@ class Sweep:
         counts = self.table.counts()
         eta = (len(self.queue) + len(self.later)) * self.limiter.spacing
         log.info(
-            "Fleet sweep: %d collected, %d in flight, %d pending, %d offline, %d failed, %d skipped; ETA %.0f s",
+            "Fleet sweep: %d collected, %d in flight, %d storing, %d pending, %d offline, %d failed, %d skipped; "
+            "ETA %.0f s",
             counts[COLLECTED],
             len(self.flights),
+            self.storing,
             len(self.queue) + len(self.later),
             counts[OFFLINE],
             counts[FAILED],

@@ -9,6 +9,7 @@ with counts and one short row per device.
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,13 +30,26 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_provider_liveresponse.fleet.evidence import EvidenceStore
+    from airflow_provider_liveresponse.fleet.evidence import BackgroundStores
     from airflow_provider_liveresponse.fleet.outcome import OutcomeTable
     from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
     from airflow_provider_liveresponse.models import Command, Machine
 
 #: The target parameters; exactly one is given.
 TARGETS = ("machine_ids", "computer_dns_names", "machine_tag", "machine_filter")
+#: The numeric settings; each may be a template (``"{{ params.pickup_timeout }}"``), checked again once rendered.
+KNOBS = (
+    "pickup_timeout",
+    "offline_retries",
+    "stale_after",
+    "submissions_per_minute",
+    "max_concurrent_sessions",
+    "read_calls_per_minute",
+    "read_calls_per_hour",
+    "poll_interval",
+)
+#: The default ``pickup_timeout``: 15 minutes (see the class docstring for the arithmetic).
+DEFAULT_PICKUP_TIMEOUT = 900.0
 #: How far before the DAG run's start the sweep looks for its own actions (clock skew, a run started earlier).
 LEDGER_MARGIN = timedelta(hours=1)
 
@@ -47,9 +61,19 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
     :param commands: RunScript / GetFile / PutFile models or wire dicts, the same for every device.
     :param comment: the audit comment on every action (each carries the sweep's marker too).
     :param pickup_timeout: seconds a device may leave its action Pending before it is cancelled and reported
-        "offline: not collected" (default 1 hour, at most MDE's 3-day queue).
-    :param offline_retries: later waves for devices cancelled that way, after the fresh devices (default 1).
-    :param stale_after: seconds of lastSeen age after which an Active device is submitted last (None: no order).
+        "offline: not collected" (default 900, at most MDE's 3-day queue). Why 15 minutes: a device that reads
+        Active but is offline holds a session slot for pickup_timeout, an online one for a session (d, about
+        half a minute for a triage). At 10 submissions a minute with a share s of silent devices the slots in use
+        are about ``10 x ((1 - s) x d + s x T)`` (minutes): with s = 5%, d = 0.5 and T = 15 that is 12 of the
+        25 slots (T = 60 would need 35, so the sweep would wait for slots instead of submitting at 10 a minute;
+        T = 30 needs 20, too close to 25 when silent devices come in clusters). A connected device picks an
+        action up within seconds to a few minutes. Templated (``"{{ params.pickup_timeout }}"``) like every
+        numeric setting below.
+    :param offline_retries: later waves for devices cancelled that way, after the fresh devices (default 1);
+        each costs one submission and up to pickup_timeout of a slot per silent device.
+    :param stale_after: seconds of lastSeen age (behind the freshest lastSeen of the listing) after which an
+        Active device is taken for probably offline: such devices are spread over the queue, none in the
+        sweep's last pickup_timeout, so their waits overlap the fresh devices' work (None: the listing's order).
     :param submissions_per_minute: the sweep's submission rate (MDE allows 10 a minute per tenant).
     :param max_concurrent_sessions: the sweep's sessions at once (MDE allows 25, or 50).
     :param read_calls_per_minute: reads of machine actions per minute for polling (MDE: 100 per read API).
@@ -62,7 +86,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
     :param dest_conn_id: the destination's Airflow connection when the URL does not name one.
     """
 
-    template_fields: Sequence[str] = (*TARGETS, "commands", "comment", "destination")
+    template_fields: Sequence[str] = (*TARGETS, "commands", "comment", "destination", *KNOBS)
     template_fields_renderers = {"commands": "json"}
     ui_color = "#c9dcf0"
 
@@ -75,14 +99,14 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         machine_tag: str | None = None,
         machine_filter: str | None = None,
         comment: str | None = None,
-        pickup_timeout: float | timedelta = 3600.0,
-        offline_retries: int = 1,
-        stale_after: float | timedelta | None = None,
-        submissions_per_minute: float = 10.0,
-        max_concurrent_sessions: int = 25,
-        read_calls_per_minute: int = 100,
-        read_calls_per_hour: int = 1500,
-        poll_interval: float | timedelta = DEFAULT_POLL_INTERVAL,
+        pickup_timeout: float | timedelta | str = DEFAULT_PICKUP_TIMEOUT,
+        offline_retries: int | str = 1,
+        stale_after: float | timedelta | str | None = None,
+        submissions_per_minute: float | str = 10.0,
+        max_concurrent_sessions: int | str = 25,
+        read_calls_per_minute: int | str = 100,
+        read_calls_per_hour: int | str = 1500,
+        poll_interval: float | timedelta | str = DEFAULT_POLL_INTERVAL,
         fail_on: Sequence[str] = ("failed",),
         destination: Any = None,
         dest_conn_id: str | None = None,
@@ -99,19 +123,15 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         self.machine_ids, self.computer_dns_names = machine_ids, computer_dns_names
         self.machine_tag, self.machine_filter = machine_tag, machine_filter
         self.comment = comment
-        self.pickup_timeout = validation.duration(pickup_timeout, "pickup_timeout")
-        if self.pickup_timeout > OFFLINE_QUEUE_SECONDS:
-            raise LiveResponseConfigError(
-                f"pickup_timeout must be at most MDE's queue of 3 days ({OFFLINE_QUEUE_SECONDS} s); "
-                f"got {self.pickup_timeout:g}"
-            )
-        self.offline_retries = validation.count(offline_retries, "offline_retries", minimum=0, maximum=10)
-        self.stale_after = validation.optional_duration(stale_after, "stale_after")
-        self.submissions_per_minute = validation.duration(submissions_per_minute, "submissions_per_minute")
-        self.max_concurrent_sessions = validation.count(max_concurrent_sessions, "max_concurrent_sessions")
-        self.read_calls_per_minute = validation.count(read_calls_per_minute, "read_calls_per_minute")
-        self.read_calls_per_hour = validation.count(read_calls_per_hour, "read_calls_per_hour")
-        self.poll_interval = validation.duration(poll_interval, "poll_interval")
+        self.pickup_timeout: Any = pickup_timeout
+        self.offline_retries: Any = offline_retries
+        self.stale_after: Any = stale_after
+        self.submissions_per_minute: Any = submissions_per_minute
+        self.max_concurrent_sessions: Any = max_concurrent_sessions
+        self.read_calls_per_minute: Any = read_calls_per_minute
+        self.read_calls_per_hour: Any = read_calls_per_hour
+        self.poll_interval: Any = poll_interval
+        self._check_knobs(templated_allowed=True)
         self.fail_on = [validation.choice(o, "fail_on[]", OUTCOMES) for o in validation.text_list(fail_on, "fail_on")]
         self.destination = destination
         self.dest_conn_id = validation.optional_text(dest_conn_id, "dest_conn_id", hint="an Airflow connection id")
@@ -124,16 +144,22 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         from airflow_provider_liveresponse.fleet.outcome import OutcomeTable
 
         commands, comment, target = self._validated(context)
+        self._check_knobs(templated_allowed=False)
         destination = self._destination()
         hook = self._hook(max_throttle_wait=0)  # the sweep's limiter, not the hook, waits out a 429
         table = OutcomeTable()
         machines = self._resolve(hook, target, table)
         evidence = None
         if destination is not None:
-            from airflow_provider_liveresponse.fleet.evidence import EvidenceStore
+            from airflow_provider_liveresponse.fleet.evidence import BackgroundStores, EvidenceStore
 
-            evidence = EvidenceStore(hook, destination, self.log, f"Task {self.task_id}")
-        self._sweep(context, hook, machines, commands, comment, table, evidence)
+            owner = f"Task {self.task_id}"
+            evidence = BackgroundStores(lambda: EvidenceStore(self._hook(), destination, self.log, owner))
+        try:
+            self._sweep(context, hook, machines, commands, comment, table, evidence)
+        finally:
+            if evidence is not None:
+                evidence.close()
         self.log.info("Fleet sweep outcome, %d target(s):\n%s", len(table.rows), table.table())
         summary = table.summary()
         failing = {name: n for name, n in summary["counts"].items() if name in self.fail_on and n}
@@ -144,6 +170,31 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
                 "(XCom key fleet_outcome holds every row)"
             )
         return summary
+
+    def _check_knobs(self, *, templated_allowed: bool) -> None:
+        """Check (and normalise) the numeric settings; a template is left for :meth:`execute` to check rendered."""
+        checks: dict[str, Callable[[Any, str], Any]] = {
+            "pickup_timeout": lambda v, n: validation.duration(v, n, maximum=OFFLINE_QUEUE_SECONDS),
+            "offline_retries": lambda v, n: validation.count(v, n, minimum=0, maximum=10),
+            "stale_after": validation.optional_duration,
+            "submissions_per_minute": validation.duration,
+            "max_concurrent_sessions": validation.count,
+            "read_calls_per_minute": validation.count,
+            "read_calls_per_hour": validation.count,
+            "poll_interval": validation.duration,
+        }
+        for name, check in checks.items():
+            value = getattr(self, name)
+            if isinstance(value, str) and templated_allowed and "{{" in value:
+                continue
+            if isinstance(value, str) and not templated_allowed:
+                value = _number(value)  # rendered text (a DAG without render_template_as_native_obj)
+            try:
+                setattr(self, name, check(value, name))
+            except ValueError as exc:
+                if templated_allowed:
+                    raise
+                raise type(exc)(f"Task {self.task_id}: {exc}") from None
 
     def _validated(self, context: Context) -> tuple[list[Command], str, tuple[str, Any]]:
         """The rendered parameters, checked before any API call."""
@@ -212,7 +263,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         commands: list[Command],
         comment: str,
         table: OutcomeTable,
-        evidence: EvidenceStore | None,
+        evidence: BackgroundStores | None,
     ) -> None:
         from airflow_provider_liveresponse.fleet import ledger, planner
         from airflow_provider_liveresponse.fleet.limiter import ReadBudget, SubmissionLimiter
@@ -221,7 +272,8 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
 
         now = datetime.now(UTC)
         stale = timedelta(seconds=self.stale_after) if self.stale_after is not None else None
-        plan = planner.plan(machines, now, stale)
+        tail = math.ceil(self.submissions_per_minute * self.pickup_timeout / 60)  # the last pickup_timeout's
+        plan = planner.plan(machines, now, stale, tail)
         for skipped in plan.skipped:
             table.record(skipped)
         sweep_marker = marker_for_context(context)
@@ -251,4 +303,18 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         sweep.run()
 
 
-__all__ = ["FleetLiveResponseOperator"]
+def _number(text: str) -> Any:
+    """A rendered template's number (``"900"``, ``"12.5"``, ``"None"``); other text is returned for the check to
+    refuse naming the field."""
+    stripped = text.strip()
+    if stripped in ("", "None", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(stripped)
+        except ValueError:
+            continue
+    return text
+
+
+__all__ = ["DEFAULT_PICKUP_TIMEOUT", "FleetLiveResponseOperator"]

@@ -1,5 +1,5 @@
 """Who a sweep submits: Inactive, not onboarded and unsupported devices are reported, not submitted; devices
-whose lastSeen is stale go last when stale_after is set."""
+whose lastSeen is stale are spread through the queue, never in its tail, when stale_after is set."""
 
 from __future__ import annotations
 
@@ -43,8 +43,23 @@ def test_not_onboarded_and_unsupported_devices_are_skipped_with_a_reason() -> No
     ]
 
 
-def test_stale_active_devices_go_last_when_stale_after_is_set() -> None:
-    stale = machine(1, lastSeen=(NOW - timedelta(days=2)).isoformat())
+def test_stale_active_devices_are_spread_before_the_tail_when_stale_after_is_set() -> None:
+    fresh = [machine(n) for n in range(1, 9)]
+    stale = [machine(n, lastSeen=(NOW - timedelta(days=2)).isoformat()) for n in (101, 102)]
 
-    assert [m.id for m in plan([stale, machine(2)], NOW, timedelta(hours=24)).submit] == [machine(2).id, stale.id]
-    assert [m.id for m in plan([stale, machine(2)], NOW, None).submit] == [stale.id, machine(2).id]
+    order = [m.id for m in plan([*stale, *fresh], NOW, timedelta(hours=24), tail=4).submit]
+
+    assert sorted(order) == sorted(m.id for m in [*stale, *fresh])
+    assert [order.index(m.id) for m in stale] == [0, 3]  # evenly over the 6 places before the 4 of the tail
+    assert [m.id for m in plan([*stale, machine(2)], NOW, None).submit] == [stale[0].id, stale[1].id, machine(2).id]
+
+
+def test_staleness_is_measured_against_the_freshest_last_seen_not_the_workers_clock() -> None:
+    later = NOW + timedelta(days=30)  # a worker clock far ahead of MDE's
+    old = machine(1, lastSeen=(NOW - timedelta(days=2)).isoformat())
+
+    assert [m.id for m in plan([machine(2), old], later, timedelta(hours=24)).submit] == [old.id, machine(2).id]
+    assert [m.id for m in plan([machine(2), machine(3)], later, timedelta(hours=24)).submit] == [
+        machine(2).id,
+        machine(3).id,
+    ]
