@@ -103,34 +103,70 @@ def test_collect_stores_the_evidence_and_its_manifest(sim_env: Simulator, airflo
     assert "IR-42" in sim_env.state.actions[action["id"]].comment
 
 
+def _fleet_conf(speed: float, **conf: Any) -> dict[str, Any]:
+    """The fleet DAG's config on a simulator running ``speed`` times faster than real time: MDE's limits and the
+    pickup timeout scaled to the worker's clock, as the benchmark passes them."""
+    scaled = {
+        "submissions_per_minute": 10 * speed,
+        "read_calls_per_minute": int(100 * speed),
+        "read_calls_per_hour": int(1500 * speed),
+        "pickup_timeout": 900 / speed,
+    }
+    return {**scaled, **conf}
+
+
 def test_fleet_collects_every_device_and_summarises(sim_env: Simulator, airflow_db: Path, tmp_path: Path) -> None:
+    from airflow_provider_liveresponse.simulator.fleet import device_id
+    from airflow_provider_liveresponse.verify import verify
+
     hosts = [f"ws-{n:04d}.contoso.local" for n in range(11, 15)]
-    run = _load("example_liveresponse_fleet").test(
-        run_conf={"hosts": hosts, "case": "IR-43", "destination": f"file://{tmp_path}"}
-    )
+    evidence = tmp_path / "evidence"
+    conf = _fleet_conf(sim_env.clock.speed, hosts=hosts, case="IR-43", destination=evidence.as_uri())
+    run = _load("example_liveresponse_fleet").test(run_conf=conf)
     states = _states(run)
-    assert set(states.values()) == {"success"}, states
-    summary = _xcom(run, "summary")
-    assert summary["collected"] == len(hosts)
-    assert summary["failed"] == []
+    assert states == {("sweep", -1): "success"}, states
+    summary = _xcom(run, "sweep")
+    assert summary["counts"]["collected"] == len(hosts)
+    assert {row["target"] for row in summary["devices"]} == set(hosts)
     assert sim_env.state.counters["actions_created"] == len(hosts)
-    assert len(list(tmp_path.rglob("manifest.json"))) == len(hosts)
+    assert all("IR-43" in action.comment for action in sim_env.state.actions.values())
+    for row in summary["devices"]:
+        folder = evidence / f"{row['target']}_{device_id(row['target'])}" / row["action_id"]
+        _check_manifest(sim_env, folder, json.loads((folder / "manifest.json").read_text()))
+    report = verify(evidence.as_uri())
+    assert report.ok, [p for p in report.problems if p.kind != "unsigned"]
+
+
+def test_fleet_sweeps_a_tag_and_reports_offline_devices(
+    simulator_factory: Any, monkeypatch: pytest.MonkeyPatch, airflow_db: Path, tmp_path: Path
+) -> None:
+    sim = simulator_factory(speed=600.0, fleet={"devices": 40, "offline_fraction": 0.1})
+    monkeypatch.setenv("AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT", sim.connection_json())
+    monkeypatch.setenv("MDE_POLL_INTERVAL", "0.05")
+    reset_token_providers()
+    evidence = tmp_path / "evidence"
+    conf = _fleet_conf(sim.clock.speed, machine_tag="sweep", case="IR-45", destination=evidence.as_uri())
+    run = _load("example_liveresponse_fleet").test(run_conf={**conf, "offline_retries": 0})
+    assert _states(run) == {("sweep", -1): "success"}
+    counts = _xcom(run, "sweep")["counts"]
+    assert (counts["collected"], counts["offline"], counts["failed"]) == (36, 4, 0)
+    assert len(sim.state.actions) == 36 + 2  # the 2 Inactive devices never got one; the 2 silent ones one each
+    assert len(list(evidence.glob("fleet-*/*/manifest.json"))) == 36
 
 
 def test_fleet_reports_what_failed_per_device(
     sim_env: Simulator, airflow_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hosts = ["ws-0021.contoso.local", "no-such-host.contoso.local", "ws-0022.contoso.local"]
-    run = _load("example_liveresponse_fleet").test(
-        run_conf={"hosts": hosts, "case": "IR-44", "destination": f"file://{tmp_path}"}
-    )
+    conf = _fleet_conf(sim_env.clock.speed, hosts=hosts, case="IR-44", destination=(tmp_path / "ev").as_uri())
+    run = _load("example_liveresponse_fleet").test(run_conf=conf)
     states = _states(run)
-    assert states[("summary", -1)] == "failed"
-    assert [states[("device.store", i)] for i in range(2)] == ["success", "success"]
+    assert states[("sweep", -1)] == "failed"
+    assert sim_env.state.counters["actions_created"] == 2  # the retry did not submit again
+    assert len(list((tmp_path / "ev").rglob("manifest.json"))) == 2
     out = "".join(capsys.readouterr())
     assert "no-such-host.contoso.local" in out
-    assert "NOT collected (no unique device)" in out
-    assert "1 device(s) not collected" in out
+    assert "unresolved" in out
 
 
 def test_library_uploads_runs_and_reads_the_transcript(sim_env: Simulator, airflow_db: Path) -> None:
