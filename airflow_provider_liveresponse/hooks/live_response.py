@@ -32,7 +32,7 @@ from airflow_provider_liveresponse.hooks.action_workflow import ActionWorkflowMi
 from airflow_provider_liveresponse.hooks.machine_lookup import MachineLookupMixin
 from airflow_provider_liveresponse.hooks.mde_http import MdeHttpHook, connection_form_widgets, ui_field_behaviour
 from airflow_provider_liveresponse.hooks.responses import already_ended, entity
-from airflow_provider_liveresponse.hooks.result_reader import ResultReader
+from airflow_provider_liveresponse.hooks.result_reader import BlobProperties, ResultReader, read_blob_properties
 from airflow_provider_liveresponse.markers import (
     carries_marker,
     carries_marker_family,
@@ -318,6 +318,19 @@ class LiveResponseHook(ActionWorkflowMixin, MachineLookupMixin, MdeHttpHook):
             timeout=self.timeout,
             max_resumes=max_resumes,
             sleep=self._sleep,
+        )
+
+    def get_result_properties(self, action_id: str, index: int) -> BlobProperties:
+        """The length and Content-MD5 of command ``index``'s result blob, from a ``HEAD`` on a fresh link (no body
+        is downloaded; the link is neither logged nor returned)."""
+        action_id = validate_action_id(action_id)
+        index = validation.count(index, "index", minimum=0)
+        return read_blob_properties(
+            lambda: self.get_result_download_link(action_id, index),
+            self._blob(),
+            action_id=action_id,
+            index=index,
+            timeout=self.timeout,
         )
 
     def get_script_transcript(self, action_id: str, index: int) -> ScriptTranscript:

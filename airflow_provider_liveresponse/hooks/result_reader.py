@@ -13,6 +13,7 @@ import io
 import logging
 import re
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -28,9 +29,63 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_HEX_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 _FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 
 _STREAM_ERRORS = (requests.ConnectionError, requests.Timeout, Urllib3HTTPError, OSError)
+
+
+@dataclass(frozen=True)
+class BlobProperties:
+    """What the blob host says of a result blob without sending it (``HEAD``): its length and Content-MD5."""
+
+    size: int | None
+    """``Content-Length`` (bytes a full GET would send), None if not given."""
+    md5: str | None
+    """``Content-MD5`` as lower-case hex, None when the blob has none."""
+
+
+def md5_hex(header: str) -> str:
+    """A ``Content-MD5`` header (base64, as Azure sends it; hex tolerated) as lower-case hex."""
+    text = header.strip()
+    if _HEX_MD5.fullmatch(text):
+        return text.lower()
+    try:
+        return base64.b64decode(text, validate=True).hex()
+    except ValueError:
+        return text.lower()
+
+
+def read_blob_properties(
+    link_factory: Callable[[], str],
+    session: requests.Session,
+    *,
+    action_id: str,
+    index: int,
+    timeout: float | tuple[float, float] = (10.0, 120.0),
+) -> BlobProperties:
+    """``HEAD`` the blob behind a fresh link (a new one once if it is refused): no byte of the body is read.
+
+    Raises :class:`LiveResponseApiError` (naming the link's path, never its signature) for any other answer.
+    """
+    for attempt in range(2):
+        link = link_factory()
+        response = session.head(link, timeout=timeout, allow_redirects=False)
+        response.close()
+        if response.status_code == 403 and attempt == 0:
+            continue
+        if response.status_code == 200:
+            length = response.headers.get("Content-Length")
+            md5 = response.headers.get("Content-MD5")
+            return BlobProperties(int(length) if length is not None else None, md5_hex(md5) if md5 else None)
+        raise LiveResponseApiError(
+            f"The blob host refused the properties of result {index} of action {action_id} at {redact_url(link)}",
+            status=response.status_code,
+            action_id=action_id,
+            method="HEAD",
+            path=redact_url(link),
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class ResultReader(io.RawIOBase):
@@ -280,10 +335,7 @@ class ResultReader(io.RawIOBase):
                 f"{self.size}; rerun the task."
             )
         if self.content_md5:
-            try:
-                expected = base64.b64decode(self.content_md5).hex()
-            except ValueError:
-                expected = self.content_md5.lower()
+            expected = md5_hex(self.content_md5)
             if expected != self.md5:
                 raise ResultIntegrityError(
                     f"{self._describe()}: the MD5 of the downloaded bytes ({self.md5}) differs from the "

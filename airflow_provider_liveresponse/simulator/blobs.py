@@ -6,6 +6,10 @@ forged or expired signature gets 403 ``AuthenticationFailed`` (Azure's XML error
 ``InvalidAuthenticationInfo``, as Azure refuses a token meant for another resource. Full reads send
 ``Content-Length``, ``Content-MD5``, ``x-ms-blob-content-md5`` and ``Content-Disposition`` (with an RFC 5987
 ``filename*`` for a name that is not ASCII); ``Range: bytes=a-b`` / ``a-`` / ``-n`` gets 206 with ``Content-Range``.
+``HEAD`` answers as Azure's Get Blob Properties does: the headers of a full read (``Content-Length``,
+``Content-MD5``), no body. The blob fault ``no_content_md5`` serves blobs without ``Content-MD5`` or
+``x-ms-blob-content-md5``, as Azure serves a blob uploaded in blocks without one. Counters: ``blob_get_requests``,
+``blob_head_requests`` and ``blob_body_bytes`` (body bytes sent), beside ``blob_requests``.
 """
 
 from __future__ import annotations
@@ -139,6 +143,8 @@ class BlobHost:
             return _xml_error(decision.status, code, message)
         if request.method not in ("GET", "HEAD"):
             return _xml_error(405, "UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb.")
+        with state.lock:
+            state.counters["blob_get_requests" if request.method == "GET" else "blob_head_requests"] += 1
         if "authorization" in request.headers:
             return _xml_error(
                 401,
@@ -196,9 +202,12 @@ class BlobHost:
             "x-ms-request-id": str(uuid.uuid4()),
             "x-ms-version": "2021-08-06",
         }
+        if self.state.faults.rule("blob").no_content_md5:
+            del headers["x-ms-blob-content-md5"]
+        elif chosen is None:
+            headers["Content-MD5"] = blob.compressed.md5_base64
         if chosen is None:
             first, last, status = 0, size - 1, 200
-            headers["Content-MD5"] = blob.compressed.md5_base64
         else:
             first, last = chosen
             status = 206
@@ -223,14 +232,20 @@ class BlobHost:
         try:
             for chunk in chunks:
                 if cut is not None and sent + len(chunk) > cut:
+                    self._count_body(max(cut - sent, 0))
                     await send({"type": "http.response.body", "body": chunk[: max(cut - sent, 0)], "more_body": True})
                     await close_connection(request.scope)
                     return
+                self._count_body(len(chunk))
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 sent += len(chunk)
         finally:
             chunks.close()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _count_body(self, count: int) -> None:
+        with self.state.lock:
+            self.state.counters["blob_body_bytes"] += count
 
 
 def _iter_bytes(blob: Blob, first: int, length: int) -> Generator[bytes, None, None]:

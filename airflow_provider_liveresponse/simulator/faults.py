@@ -19,6 +19,8 @@ Groups: ``token``, ``runliveresponse``, ``get_action``, ``list_actions``, ``canc
   then the connection closes. ``once`` heals after the first cut; ``always`` cuts every download that
   reaches the offset (a range read starting at or past it gets no body at all), so a resuming client never
   gets past it.
+- ``no_content_md5`` (blob): serve blobs without ``Content-MD5`` / ``x-ms-blob-content-md5`` (as Azure serves a
+  blob uploaded in blocks without an MD5), until cleared.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class FaultRule:
     commit_then_drop_next: int = 0
     cut_after_bytes: int | None = None
     cut_mode: Literal["once", "always"] = "once"
+    no_content_md5: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The rule as a JSON-ready dict."""

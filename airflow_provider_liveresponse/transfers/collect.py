@@ -7,7 +7,8 @@ runs for its one action, and what a fleet sweep runs for each device's finished 
   only once complete and verified (length, Content-MD5, gzip CRC and length, stored size);
 - leftovers of an interrupted earlier run are removed first, so a rerun completes what it left;
 - an identical object already present (same SHA-256) is kept (an idempotent rerun) and keeps its first
-  retrieval time; a different one fails unless ``overwrite=True``;
+  retrieval time; a different one fails unless ``overwrite=True``; when the earlier manifest, the stored copy
+  (size, SHA-256) and the blob's Content-MD5 and length all agree, it is not even downloaded (:mod:`.rerun`);
 - ``manifest.json`` is written last, atomically; with a ``signer``
   (:class:`~airflow_provider_liveresponse.signing.ManifestSigner`), ``manifest.json.sig`` right after it, over the
   manifest's exact bytes. A signature left by an earlier run is removed before the manifest is rewritten, so an
@@ -291,6 +292,12 @@ class ResultCollector:
             f"command {command.index} ({command.type} {command.command.target}) of action {action.id} on machine "
             f"{action.machine_id} ({action.computer_dns_name or 'unknown host'})"
         )
+        kept = self._kept(hook, folder, action, command, earlier, described)
+        if kept is not None:
+            entry, raw = kept
+            if command.type != "RunScript":
+                return entry, None
+            return entry, summarise(self.log, command, described, raw, self.options.transcript_lines)
         copied = self._download(hook, folder, action, command, described)
         self.log.info(
             "%s %s: %s, SHA-256 %s (%.1f s, %d link(s), %d resume(s))",
@@ -307,6 +314,31 @@ class ResultCollector:
         transcript = summarise(self.log, command, described, copied.streamed.transcript, self.options.transcript_lines)
         return self._entry(command, copied, earlier, exit_code=transcript.get("exit_code")), transcript
 
+    def _kept(
+        self,
+        hook: LiveResponseHook,
+        folder: Destination,
+        action: MachineAction,
+        command: ActionCommand,
+        earlier: Manifest | None,
+        described: str,
+    ) -> tuple[FileEntry, bytes | None] | None:
+        """The earlier entry when the stored copy and the blob are unchanged (no download), see :mod:`.rerun`."""
+        from airflow_provider_liveresponse.transfers.rerun import kept_without_download
+
+        base = _base_name(command)
+        return kept_without_download(
+            hook,
+            folder,
+            action,
+            command,
+            earlier,
+            name_for=lambda gzip, served: self._final_name(base, command, served, gzip=gzip),
+            options=self.options,
+            log=self.log,
+            described=described,
+        )
+
     def _download(
         self, hook: LiveResponseHook, folder: Destination, action: MachineAction, command: ActionCommand, described: str
     ) -> _Copied:
@@ -319,7 +351,7 @@ class ResultCollector:
         try:
             with hook.open_result(action.id, command.index, max_resumes=self.options.max_resumes) as reader:
                 result = self._stream_fn(reader, temp, described, keep_transcript=is_script)
-            final = folder.target(self._final_name(base, command, reader.file_name, result))
+            final = folder.target(self._final_name(base, command, reader.file_name, gzip=result.gzip))
             _check_stored_size(temp, result, described)
             outcome = self._publish(temp, final, result.stored.sha256, described)
         except LiveResponseError:
@@ -345,13 +377,13 @@ class ResultCollector:
             self.clock() - started,
         )
 
-    def _final_name(self, base: str, command: ActionCommand, served_name: str | None, result: Streamed) -> str:
+    def _final_name(self, base: str, command: ActionCommand, served_name: str | None, *, gzip: bool) -> str:
         """The stored name: ``.gz`` added to a GetFile kept compressed; the served name when the path has none."""
         from airflow_provider_liveresponse.transfers.naming import getfile_name
 
         if command.type == "RunScript":
             return base
-        name = base + ".gz" if result.gzip and self.options.keep_compressed else base
+        name = base + ".gz" if gzip and self.options.keep_compressed else base
         if not command.command.target.strip() and served_name:
             name = getfile_name(command.index, "", served_name) + (".gz" if name.endswith(".gz") else "")
         return name

@@ -646,6 +646,7 @@ TARGETS: dict[str, Target] = {
     ),
     "get_result_download_link": _result_target("get_result_download_link"),
     "open_result": _result_target("open_result", max_resumes="index"),
+    "get_result_properties": _result_target("get_result_properties"),
     "get_script_transcript": _result_target("get_script_transcript"),
     "upload_library_file": Target(
         _method("upload_library_file"),
