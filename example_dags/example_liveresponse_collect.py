@@ -6,7 +6,9 @@ What it does
        the triggerer while MDE works (the device may be offline for up to 3 days), holding no worker slot.
     2. ``store``: streams each command's result (the script's transcript and the zip, decompressed) into
        ``{destination}/{machine_id}/{action_id}/`` with a SHA-256 per file and a ``manifest.json`` (chain
-       of custody), written whole or not at all.
+       of custody), written whole or not at all. Each stored action is an event on the asset ``EVIDENCE``
+       (extra: machine, host, action, manifest URL, files): ``example_liveresponse_evidence_index``, scheduled
+       on it, adds the files to the evidence index.
 
 Before you run it
     - A connection ``mde_live_response_default`` (see the README: app registration, permissions, cloud).
@@ -28,7 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Asset, Param
 
 from airflow_provider_liveresponse.models import GetFile, RunScript
 from airflow_provider_liveresponse.operators.live_response import LiveResponseOperator
@@ -37,6 +39,9 @@ from airflow_provider_liveresponse.transfers.live_response_to_object_storage imp
 )
 
 POLL_INTERVAL = float(os.environ.get("MDE_POLL_INTERVAL", "30"))
+#: The evidence asset, declared as example_liveresponse_evidence_index declares it (importing that file here
+#: would define its DAG twice).
+EVIDENCE = Asset(name="mde_live_response_evidence", uri=os.environ.get("MDE_EVIDENCE_ASSET", "file:///mde-evidence"))
 
 with DAG(
     dag_id="example_liveresponse_collect",
@@ -67,5 +72,6 @@ with DAG(
         task_id="store",
         action_id=collect.output["action_id"],
         destination="{{ params.destination }}",
+        outlets=[EVIDENCE],
     )
     collect >> store

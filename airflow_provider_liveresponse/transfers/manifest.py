@@ -215,7 +215,9 @@ class FileEntry(_Record):
     blob as served, with ``keep_compressed=True``; the same digests as ``blob``) or ``transcript`` (a RunScript's
     JSON, as returned)."""
     outcome: Literal["stored", "already_present"]
-    """``stored`` by this run, or ``already_present`` (an identical object, same SHA-256, kept as it was)."""
+    """``stored`` by this run, or ``already_present`` (an identical object, same SHA-256, kept as it was: either
+    downloaded again and compared, or not downloaded at all because the earlier manifest's entry, the object's size
+    and SHA-256 and the blob's Content-MD5 and length all matched; such an entry is the earlier one unchanged)."""
     retrieved_at: Timestamp
     """When the object was first retrieved (kept from the earlier manifest when it was already present)."""
     command: CommandRecord
@@ -225,7 +227,7 @@ class FileEntry(_Record):
     content: ContentRecord | None
     """The decompressed content; None when it was not computed (``keep_compressed=True, content_digests=False``)."""
     transfer: TransferRecord
-    """How it was downloaded."""
+    """How it was downloaded (by the run that stored it, when this run kept it without a download)."""
     exit_code: int | None = None
     """A transcript's exit code (None if it could not be read); written for transcripts only."""
 

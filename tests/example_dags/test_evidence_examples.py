@@ -61,3 +61,16 @@ def test_the_consumer_indexes_every_file_of_the_events_manifest_once(
     ]
     assert all(r["sha256"] == sha256_of(folder / r["path"]) and r["machine_id"] == WS1 for r in rows)
     assert {r["manifest"] for r in rows} == {(folder / "manifest.json").as_uri()}
+
+
+def test_the_collect_example_announces_its_evidence_on_the_same_asset() -> None:
+    spec = importlib.util.spec_from_file_location(
+        "example_liveresponse_collect", EXAMPLE.with_name("example_liveresponse_collect.py")
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    collect = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(collect)
+
+    assert collect.EVIDENCE == _module().EVIDENCE
+    assert list(collect.dag.get_task("store").outlets) == [collect.EVIDENCE]
