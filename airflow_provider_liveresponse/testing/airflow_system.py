@@ -3,6 +3,9 @@
 :class:`AirflowServer` prepares a fresh ``AIRFLOW_HOME`` (SQLite, LocalExecutor, no example DAGs, free loopback
 ports), starts each component in its own process group and stops every group (SIGTERM, then SIGKILL), so no
 task worker outlives it. It talks to the REST API (``/api/v2``) as the simple auth manager's generated admin.
+With ``triggerers=2`` (or more) it runs that many triggerers (``triggerer``, ``triggerer-2``, ...), knows each
+one's job id, and can stop and continue one (:meth:`AirflowServer.pause` / :meth:`AirflowServer.resume`, SIGSTOP
+and SIGCONT to its process group, as a stopped container or a long GC pause would).
 
 :class:`Observer` samples the metadata database (read-only) in a background thread while DAGs run: the states
 every task instance went through, the triggers that held them, and the pool's occupancy. Triggers are deleted
@@ -61,7 +64,9 @@ class AirflowServer:
     ``AIRFLOW__*`` / ``AIRFLOW_CONN_*`` variables are not inherited: the deployment is configured here only.
     """
 
-    def __init__(self, home: Path, *, env: dict[str, str] | None = None, parallelism: int = 4) -> None:
+    def __init__(
+        self, home: Path, *, env: dict[str, str] | None = None, parallelism: int = 4, triggerers: int = 1
+    ) -> None:
         from cryptography.fernet import Fernet
 
         self.home = home
@@ -101,6 +106,15 @@ class AirflowServer:
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
+        #: component name -> the ``airflow`` sub-command that runs it.
+        self.commands: dict[str, str] = {name: name for name in COMPONENTS}
+        #: component name -> what its environment adds (each extra triggerer serves its logs on its own port).
+        self.component_env: dict[str, dict[str, str]] = {}
+        for number in range(2, triggerers + 1):
+            self.commands[f"triggerer-{number}"] = "triggerer"
+            self.component_env[f"triggerer-{number}"] = {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
+        #: triggerer component name -> its job id (known after :meth:`start` when there are several).
+        self.triggerer_jobs: dict[str, int] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._session = requests.Session()
         self._token: str | None = None
@@ -127,19 +141,49 @@ class AirflowServer:
         self.component_logs.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate")
 
-    def start(self) -> None:
-        """Start every component, each in a new session (its own process group), output to its log file."""
-        for name in COMPONENTS:
+    def start(self, job_timeout: float = 120) -> None:
+        """Start every component, each in a new session (its own process group), output to its log file.
+
+        With several triggerers, each one is started once the one before it has its job row, so that
+        :attr:`triggerer_jobs` knows which job id is which process (they share a host name).
+        """
+        several = sum(command == "triggerer" for command in self.commands.values()) > 1
+        for name, command in self.commands.items():
+            known = self._triggerer_job_ids() if several and command == "triggerer" else set()
             with (self.component_logs / f"{name}.log").open("wb") as out:
                 self.processes[name] = subprocess.Popen(  # noqa: S603 - this interpreter's airflow
-                    [sys.executable, "-m", "airflow", name],
-                    env=self.env,
+                    [sys.executable, "-m", "airflow", command],
+                    env={**self.env, **self.component_env.get(name, {})},
                     cwd=self.home,
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
+            if several and command == "triggerer":
+                self.triggerer_jobs[name] = self._wait_for_new_job(known, name, job_timeout)
+
+    def _triggerer_job_ids(self) -> set[int]:
+        return {int(row["id"]) for row in self.query("SELECT id FROM job WHERE job_type = 'TriggererJob'")}
+
+    def _wait_for_new_job(self, known: set[int], name: str, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive()
+            with contextlib.suppress(sqlite3.Error):
+                new = self._triggerer_job_ids() - known
+                if new:
+                    return max(new)
+            time.sleep(0.5)
+        raise AirflowError(f"{name} wrote no job row in {timeout:.0f} s\n{self.tails()}")
+
+    def pause(self, name: str) -> None:
+        """SIGSTOP a component's process group (all its processes stop, heartbeats included)."""
+        os.killpg(self.processes[name].pid, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        """SIGCONT a component's process group after :meth:`pause`."""
+        os.killpg(self.processes[name].pid, signal.SIGCONT)
 
     def wait_healthy(self, timeout: float) -> dict[str, Any]:
         """Wait until the API server answers and the scheduler, triggerer and DAG processor heartbeat."""
@@ -171,6 +215,7 @@ class AirflowServer:
         groups = {name: process.pid for name, process in self.processes.items()}
         for group in groups.values():
             with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGCONT)  # a paused group cannot act on SIGTERM
                 os.killpg(group, signal.SIGTERM)
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and any(_group_members(group) for group in groups.values()):

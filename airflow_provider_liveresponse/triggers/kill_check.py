@@ -23,7 +23,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 #: Seconds the state lookup may take (Airflow gives ``on_kill`` 30 s in all, ``[triggerer] on_kill_timeout``).
-LOOKUP_TIMEOUT = 10.0
+LOOKUP_TIMEOUT = 20.0
+#: Seconds the once-per-process warm-up lookup may take.
+WARM_UP_TIMEOUT = 120.0
+#: The warm-up task of this process (kept so that it is not garbage-collected while it runs).
+_warm_up: asyncio.Task[None] | None = None
 
 
 class TaskInstanceRef(Protocol):
@@ -81,6 +85,32 @@ async def read_state(ti: TaskInstanceRef, comms: Any = None, lookup_seconds: flo
         raise LookupError("the task instance is not in Airflow's answer (its run may have been deleted)")
     state = states[key]
     return "none" if state is None else str(getattr(state, "value", state))
+
+
+def warm_up(ti: TaskInstanceRef | None, log: Any) -> None:
+    """Once per triggerer process, on Airflow 3.3+: read a task instance's state in the background.
+
+    The triggerer's supervisor answers Task SDK requests through an in-process Execution API that it builds on
+    the first request; on a busy machine that took 30 s, Airflow's whole budget for ``on_kill``. Paying it when
+    the first trigger starts, with nothing at stake, keeps the check inside that budget when a kill comes. It
+    also says in the first trigger's log whether the check can work here. Does nothing on Airflow 3.1 (whose
+    triggers have no ``on_kill``) or without a task instance.
+    """
+    global _warm_up
+    from airflow.triggers.base import BaseTrigger
+
+    if _warm_up is not None or ti is None or not hasattr(BaseTrigger, "on_kill"):
+        return
+
+    async def lookup() -> None:
+        try:
+            state = await read_state(ti, lookup_seconds=WARM_UP_TIMEOUT)
+        except Exception as exc:  # only a log line: on_kill reads again and decides then
+            log.warning("This triggerer cannot read task instance states (%r); on_kill will not cancel actions", exc)
+        else:
+            log.info("Task instance states are readable here (%s is %s): on_kill checks them", describe_task(ti), state)
+
+    _warm_up = asyncio.get_running_loop().create_task(lookup(), name="liveresponse-kill-check-warm-up")
 
 
 async def judge_kill(

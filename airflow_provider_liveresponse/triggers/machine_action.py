@@ -85,7 +85,9 @@ class MachineActionTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_provider_liveresponse.hooks.live_response_async import LiveResponseAsyncHook
         from airflow_provider_liveresponse.triggers.action_poller import poller_for
+        from airflow_provider_liveresponse.triggers.kill_check import warm_up
 
+        warm_up(self.task_instance, self.log)
         poller = poller_for(self.mde_conn_id, LiveResponseAsyncHook)
         token, queue = poller.register(self.action_id, self.poll_interval)
         started = last_log = time.monotonic()
@@ -133,9 +135,9 @@ class MachineActionTrigger(BaseTrigger):
         from airflow_provider_liveresponse.hooks.live_response_async import LiveResponseAsyncHook
         from airflow_provider_liveresponse.triggers.kill_check import judge_kill
 
-        verdict = await judge_kill(self.task_instance)
         hook = LiveResponseAsyncHook(self.mde_conn_id)
-        action = await self._current_action(hook)
+        # The verdict and the action (its device and status) are read at once: on_kill has 30 s in all.
+        verdict, action = await asyncio.gather(judge_kill(self.task_instance), self._current_action(hook))
         device = _device(action)
         if not verdict.confirmed:
             self.log.warning(
