@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.transfers.test_asset_events import collect_and_store, events_of
-from tests.transfers.transfer_helpers import WS1, sha256_of
+from tests.transfers.test_asset_events import events_of
+from tests.transfers.transfer_helpers import WS1, collect_and_store, sha256_of
 
 if TYPE_CHECKING:
     from tests.dag_runner import DagRunner
@@ -37,7 +37,7 @@ def test_the_index_dag_is_scheduled_on_the_evidence_asset() -> None:
 
 
 def _produce(dags: DagRunner, evidence: Path, asset_uri: str) -> dict[str, Any]:
-    collect_and_store(dags, evidence, "evidence_index_test", asset_uri)
+    collect_and_store(dags, evidence, ("evidence_index_test", asset_uri))
     (extra,) = events_of(asset_uri)
     return extra
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from tests.transfers.transfer_helpers import WS1, sha256_of
+from tests.transfers.transfer_helpers import WS1, collect_and_store, sha256_of
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,36 +25,11 @@ def events_of(uri: str) -> list[dict[str, Any]]:
         return [dict(row.extra) for row in rows.filter(AssetModel.uri == uri).all()]
 
 
-def collect_and_store(dags: DagRunner, evidence: Path, asset_name: str, asset_uri: str) -> Any:
-    """A DAG run that collects a triage from ws-0001 and stores it under ``evidence`` with the asset as outlet."""
-    run = dags.run(
-        f"""
-        collect = LiveResponseOperator(
-            task_id="collect",
-            computer_dns_name="ws-0001.contoso.local",
-            commands=[RunScript("triage.ps1"), GetFile(r"C:\\Windows\\Temp\\triage.zip")],
-            poll_interval=0.2,
-            deferrable=False,
-        )
-        store = LiveResponseToObjectStorageOperator(
-            task_id="store",
-            action_id="{{{{ ti.xcom_pull(task_ids='collect', key='action_id') }}}}",
-            destination={evidence.as_uri()!r},
-            outlets=[Asset(name={asset_name!r}, uri={asset_uri!r})],
-        )
-        collect >> store
-        """,
-        prelude="from airflow.sdk import Asset\n",
-    )
-    assert dags.states(run) == {("collect", -1): "success", ("store", -1): "success"}
-    return run
-
-
 def test_each_asset_outlet_gets_the_actions_event_with_its_files(
     sim_conn: str, dags: DagRunner, tmp_path: Path
 ) -> None:
     evidence = tmp_path / "evidence"
-    run = collect_and_store(dags, evidence, "evidence", ASSET_URI)
+    run = collect_and_store(dags, evidence, ("evidence", ASSET_URI))
     action_id = dags.xcom(run, "collect", "action_id")
     folder = evidence / WS1 / action_id
     (extra,) = events_of(ASSET_URI)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from tests.transfers.transfer_helpers import WS1, sha256_of
+from tests.transfers.transfer_helpers import WS1, collect_and_store, sha256_of
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,24 +18,7 @@ def test_collect_then_store_reads_the_action_id_from_xcom(
     simulator: Simulator, sim_conn: str, dags: DagRunner, tmp_path: Path
 ) -> None:
     evidence = tmp_path / "evidence"
-    run = dags.run(
-        f"""
-        collect = LiveResponseOperator(
-            task_id="collect",
-            computer_dns_name="ws-0001.contoso.local",
-            commands=[RunScript("triage.ps1"), GetFile(r"C:\\Windows\\Temp\\triage.zip")],
-            poll_interval=0.2,
-            deferrable=False,
-        )
-        store = LiveResponseToObjectStorageOperator(
-            task_id="store",
-            action_id="{{{{ ti.xcom_pull(task_ids='collect', key='action_id') }}}}",
-            destination={evidence.as_uri()!r},
-        )
-        collect >> store
-        """
-    )
-    assert dags.states(run) == {("collect", -1): "success", ("store", -1): "success"}
+    run = collect_and_store(dags, evidence)
     action_id = dags.xcom(run, "collect", "action_id")
     manifest = dags.xcom(run, "store")
     folder = evidence / WS1 / action_id

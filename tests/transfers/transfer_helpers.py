@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_liveresponse.models import Command
     from airflow_provider_liveresponse.simulator import Simulator
+    from tests.dag_runner import DagRunner
 
 WS1 = device_id("ws-0001.contoso.local")
 SCOPE = "https://api.securitycenter.microsoft.com/.default"
@@ -142,3 +143,31 @@ class Transfer:
     def run(self, **kwargs: Any) -> dict[str, Any]:
         self.ti = RecordingTaskInstance()
         return self.operator(**kwargs).execute({"ti": self.ti})  # type: ignore[arg-type]
+
+
+def collect_and_store(dags: DagRunner, evidence: Path, asset: tuple[str, str] | None = None) -> Any:
+    """A real DAG run (dag.test): ``collect`` triages ws-0001 (RunScript triage.ps1, GetFile the zip it wrote) and
+    ``store`` stores its results under ``evidence``, with ``Asset(name, uri)`` as its outlet when ``asset`` is
+    given. Both tasks must succeed; returns the run."""
+    outlets = f"outlets=[Asset(name={asset[0]!r}, uri={asset[1]!r})]," if asset else ""
+    run = dags.run(
+        f"""
+        collect = LiveResponseOperator(
+            task_id="collect",
+            computer_dns_name="ws-0001.contoso.local",
+            commands=[RunScript("triage.ps1"), GetFile(r"C:\\Windows\\Temp\\triage.zip")],
+            poll_interval=0.2,
+            deferrable=False,
+        )
+        store = LiveResponseToObjectStorageOperator(
+            task_id="store",
+            action_id="{{{{ ti.xcom_pull(task_ids='collect', key='action_id') }}}}",
+            destination={evidence.as_uri()!r},
+            {outlets}
+        )
+        collect >> store
+        """,
+        prelude="from airflow.sdk import Asset\n",
+    )
+    assert dags.states(run) == {("collect", -1): "success", ("store", -1): "success"}
+    return run
