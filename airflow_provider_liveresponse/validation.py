@@ -75,6 +75,11 @@ def count(value: Any, field: str, *, minimum: int = 1, maximum: int | None = Non
     return value
 
 
+def optional_count(value: Any, field: str, *, minimum: int = 1, maximum: int | None = None) -> int | None:
+    """None, or a whole number from ``minimum`` to ``maximum`` (see :func:`count`)."""
+    return None if value is None else count(value, field, minimum=minimum, maximum=maximum)
+
+
 def flag(value: Any, field: str) -> bool:
     """True or False (not 1, "yes" or None: a template that rendered to text is a mistake worth naming)."""
     if not isinstance(value, bool):

@@ -22,6 +22,7 @@ lines), :mod:`.manifest` (the manifest's model), :mod:`.transcript` (RunScript s
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -38,6 +39,7 @@ from airflow_provider_liveresponse.transfers.collect import (
 from airflow_provider_liveresponse.transfers.gzip_stream import Decoder
 from airflow_provider_liveresponse.transfers.lineage import LineageRecord, operator_lineage, record
 from airflow_provider_liveresponse.transfers.manifest import MANIFEST_NAME, MANIFEST_VERSION
+from airflow_provider_liveresponse.transfers.retention import check_supported, lock_case
 from airflow_provider_liveresponse.transfers.settings import TransferSettings, check_settings
 
 if TYPE_CHECKING:
@@ -102,10 +104,19 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         :mod:`airflow_provider_liveresponse.signing`). The key is read before any API call (a bad key fails the
         task, naming the connection, before anything is copied) and never reaches a log, XCom or the manifest.
         Without it the manifest is unsigned, and a signature left by an earlier run is removed.
+    :param retention_days: put every object of the case (results, manifest, signature) under a retention lock for
+        this many days once stored (see :mod:`.retention`): S3 Object Lock on ``s3://`` (the bucket must have
+        Object Lock enabled), a blob immutability policy on ``abfs://`` (the container must have version-level
+        immutability). Whether the store supports it is checked before any API call; ``file://`` and ``gs://``
+        are refused. A rerun locks again what it finds. Default: no lock.
+    :param retention_mode: ``"governance"`` (the default: S3 GOVERNANCE, an Azure ``Unlocked`` policy; privileged
+        users can still shorten it) or ``"compliance"`` (S3 COMPLIANCE, an Azure ``Locked`` policy: no one can
+        remove the object before the date).
 
     Durations (``max_retry_wait``, ``progress_interval``) are seconds or a ``timedelta``. Every parameter is
     checked when the task starts, before any API call; an error names the field. The attribute ``clock``
-    (``time.monotonic``) times the progress lines and the log: a test hands in its own.
+    (``time.monotonic``) times the progress lines and the log, and ``wall_clock`` (now, in UTC) dates the retention
+    locks: a test hands in its own.
     """
 
     template_fields: Sequence[str] = ("action_id", "destination", "dest_conn_id", "command_indexes")
@@ -128,6 +139,8 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         progress_interval: float | timedelta = 30.0,
         transcript_lines: int = 10,
         signing_conn_id: str | None = None,
+        retention_days: int | None = None,
+        retention_mode: str = "governance",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -145,7 +158,10 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         self.progress_interval = progress_interval
         self.transcript_lines = transcript_lines
         self.signing_conn_id = signing_conn_id
+        self.retention_days = retention_days
+        self.retention_mode = retention_mode
         self.clock: Callable[[], float] = time.monotonic
+        self.wall_clock: Callable[[], datetime] = _utc_now
         self._settings: TransferSettings | None = None
         self._collector: ResultCollector | None = None
         self._lineage: LineageRecord | None = None
@@ -174,6 +190,7 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         self._settings = settings = self._checked()
         signer = self._signer(settings)
+        self._check_retention(settings)
         hook = self._hook()
         action = hook.get_machine_action(settings.action_id)
         collector = self._collector = ResultCollector(
@@ -181,6 +198,7 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         )
         folder = settings.destination / validation.machine_id(action.machine_id, "the action's machineId") / action.id
         stored = collector.store(hook, action, folder, settings.command_indexes, signer=signer)
+        self._lock(stored, settings)
         ti: Any = context.get("ti")
         if ti is not None:
             ti.xcom_push(key="transcripts", value=stored.transcripts)
@@ -203,6 +221,22 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         extra = asset_event_extra(stored)
         for asset in assets:
             events[asset].extra.update(extra)
+
+    def _check_retention(self, settings: TransferSettings) -> None:
+        """Fail, naming retention_days and the fix, when the destination cannot lock objects (no MDE call yet)."""
+        try:
+            check_supported(settings.destination, settings.retention)
+        except LiveResponseConfigError as exc:
+            raise type(exc)(f"Task {self.task_id}: {exc}") from None
+
+    def _lock(self, stored: StoredAction, settings: TransferSettings) -> None:
+        """Put the stored case under the retention lock of ``retention_days`` (nothing without it)."""
+        if settings.retention is None:
+            return
+        now = self.wall_clock()
+        locked = lock_case(stored, settings.retention, now)
+        until = settings.retention.until(now).isoformat(timespec="seconds")
+        self.log.info("Locked %d objects for %s until %s", len(locked), settings.retention.describe(), until)
 
     def _signer(self, settings: TransferSettings) -> ManifestSigner | None:
         """The manifest signer of ``signing_conn_id`` (None without it); a bad key fails naming the connection."""
@@ -227,3 +261,7 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         temp = self._collector.current_temp if self._collector is not None else None
         if temp is not None:
             temp.remove_quietly()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)

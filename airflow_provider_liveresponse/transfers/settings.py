@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_liveresponse import validation
 from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
 from airflow_provider_liveresponse.transfers.destination import is_local, shown
+from airflow_provider_liveresponse.transfers.retention import Retention, retention
 
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
@@ -45,6 +46,8 @@ class TransferSettings:
     progress_interval: float
     transcript_lines: int
     signing_conn_id: str | None = None
+    retention: Retention | None = None
+    """The retention lock of ``retention_days`` / ``retention_mode`` (None without ``retention_days``)."""
 
 
 def check_settings(operator: Any) -> TransferSettings:
@@ -71,6 +74,7 @@ def check_settings(operator: Any) -> TransferSettings:
         "signing_conn_id",
         hint="the id of the Airflow connection whose password holds the Ed25519 signing key",
     )
+    lock = retention(getattr(operator, "retention_days", None), getattr(operator, "retention_mode", "governance"))
     return TransferSettings(
         action_id=action_id,
         destination=destination(operator.destination, operator.dest_conn_id),
@@ -85,6 +89,7 @@ def check_settings(operator: Any) -> TransferSettings:
         progress_interval=progress_interval,
         transcript_lines=transcript_lines,
         signing_conn_id=signing_conn_id,
+        retention=lock,
     )
 
 

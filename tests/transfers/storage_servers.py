@@ -103,13 +103,13 @@ class S3Server:
     bucket: str
     process: subprocess.Popen[bytes]
 
-    def connection_json(self) -> str:
-        """An Airflow ``aws`` connection to this server."""
+    def connection_json(self, *, admin: bool = False) -> str:
+        """An Airflow ``aws`` connection to this server (with ``admin``, of the Admin identity)."""
         return json.dumps(
             {
                 "conn_type": "aws",
-                "login": S3_ACCESS_KEY,
-                "password": S3_SECRET_KEY,
+                "login": S3_ADMIN_ACCESS_KEY if admin else S3_ACCESS_KEY,
+                "password": S3_ADMIN_SECRET_KEY if admin else S3_SECRET_KEY,
                 "extra": {"endpoint_url": self.endpoint_url, "region_name": S3_REGION},
             }
         )
