@@ -63,15 +63,18 @@ STORE_BACKLOG = 50
 
 class BackgroundStores:
     """Stores beside the sweep's loop, so downloads never hold up submissions and polls: :meth:`put` queues a
-    finished action (it blocks only when ``backlog`` actions already wait), ``workers`` threads store them, each
-    with its own :class:`EvidenceStore` (its own hook and HTTP session) from ``make_store``, and :meth:`done`
-    hands back ``(machine, action, problem)`` for each one stored or refused. The guarantees are the store's
-    (temporary names, digests, manifest last); an unexpected error is a short reason, never the exception's text."""
+    finished action (never blocking: the sweep submits no more while :attr:`full`, so at most ``backlog`` plus the
+    sessions in flight wait, and polls and cancels go on), ``workers`` threads store them, each
+    with its own :class:`EvidenceStore` (its own hook and HTTP session) from ``make_store``, called on the
+    caller's thread (which also reads the connection there: Airflow 3.1's task-SDK channel has no lock), and
+    :meth:`done` hands back ``(machine, action, problem)`` for each one stored or refused. The guarantees are the
+    store's (temporary names, digests, manifest last); an unexpected error is a short reason, never its text."""
 
     def __init__(
         self, make_store: Callable[[], EvidenceStore], workers: int = STORE_WORKERS, backlog: int = STORE_BACKLOG
     ) -> None:
-        self._todo: queue.Queue[tuple[Machine, MachineAction] | None] = queue.Queue(maxsize=backlog)
+        self._todo: queue.Queue[tuple[Machine, MachineAction] | None] = queue.Queue()
+        self.backlog = backlog
         self._done: queue.Queue[tuple[Machine, MachineAction, str | None]] = queue.Queue()
         self._make_store = make_store
         self._workers = workers
@@ -79,11 +82,18 @@ class BackgroundStores:
         self.pending = 0
         self.stored = 0
 
+    @property
+    def full(self) -> bool:
+        """Whether ``backlog`` actions already wait: the sweep holds its submissions until some are stored."""
+        return self.pending >= self.backlog
+
     def put(self, machine: Machine, action: MachineAction) -> None:
         """Queue one succeeded action's results for storing."""
         if not self._threads:
             for number in range(self._workers):
-                thread = threading.Thread(target=self._work, name=f"fleet-evidence-{number}", daemon=True)
+                store = self._make_store()  # here, not in the thread: Airflow's task-SDK calls stay on one thread
+                thread = threading.Thread(target=self._work, args=(store,), name=f"fleet-evidence-{number}")
+                thread.daemon = True
                 thread.start()
                 self._threads.append(thread)
         self.pending += 1
@@ -109,8 +119,7 @@ class BackgroundStores:
             thread.join()
         self._threads = []
 
-    def _work(self) -> None:
-        store = self._make_store()
+    def _work(self, store: EvidenceStore) -> None:
         while (item := self._todo.get()) is not None:
             machine, action = item
             try:

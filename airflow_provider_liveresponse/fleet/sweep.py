@@ -131,13 +131,13 @@ class Sweep:
             waits.append(STORE_CHECK)
         if self.flights:
             waits.append(self.next_poll - self.clock())
-        if (self.queue or self.later) and len(self.flights) < self.settings.max_sessions:
+        if (self.queue or self.later) and self.can_submit():
             waits.append(self.limiter.wait())
         return max(0.001, min(waits))
 
     def submit_ready(self) -> None:
         """Submit while a slot is free and the limiter lets one go; waves of retries after the fresh devices."""
-        while len(self.flights) < self.settings.max_sessions and self.limiter.wait() == 0:
+        while self.can_submit() and self.limiter.wait() == 0:
             source = self.queue or self.later
             if not source:
                 return
@@ -145,6 +145,11 @@ class Sweep:
             if not self.submit(machine, wave):
                 source.appendleft((machine, wave))
                 return
+
+    def can_submit(self) -> bool:
+        """A session slot is free and the evidence threads are not ``backlog`` actions behind."""
+        storing_full = self.evidence is not None and self.evidence.full
+        return len(self.flights) < self.settings.max_sessions and not storing_full
 
     def submit(self, machine: Machine, wave: int) -> bool:
         """Submit to one device; False when MDE throttled it (to try again after Retry-After)."""

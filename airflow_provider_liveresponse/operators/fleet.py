@@ -154,7 +154,13 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
             from airflow_provider_liveresponse.fleet.evidence import BackgroundStores, EvidenceStore
 
             owner = f"Task {self.task_id}"
-            evidence = BackgroundStores(lambda: EvidenceStore(self._hook(), destination, self.log, owner))
+
+            def make_store() -> EvidenceStore:
+                store_hook = self._hook()
+                _ = store_hook.settings  # the connection, read on this thread
+                return EvidenceStore(store_hook, destination, self.log, owner)
+
+            evidence = BackgroundStores(make_store)
         try:
             self._sweep(context, hook, machines, commands, comment, table, evidence)
         finally:
