@@ -8,6 +8,7 @@ triggerer path, with a real reassignment between two triggerers, is in tests/sys
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -196,3 +197,47 @@ async def test_no_token_or_link_in_the_kill_log(
     assert "Bearer" not in text
     assert "eyJ" not in text  # a JWT's header
     assert "sig=" not in text
+
+
+async def test_the_first_trigger_of_a_process_warms_the_state_lookup(
+    simulator: Simulator, sim_conn: str, supervisor: Any, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    """On Airflow 3.3 one background lookup per process, when a trigger first runs; on 3.1 (no on_kill) none."""
+    from airflow.triggers.base import BaseTrigger
+
+    monkeypatch.setattr(kill_check, "_warm_up", None)
+    channel = supervisor(Supervisor({"collect": "deferred"}))
+    action_id = _submit(sim_conn)
+    for _ in range(2):  # two triggers start in the same process
+        trigger = _trigger(action_id, sim_conn)
+        trigger.poll_interval = 0.1
+        events = trigger.run()
+        with pytest.raises(TimeoutError):  # the action is still running: no event yet
+            await asyncio.wait_for(anext(events), timeout=1.0)
+        await events.aclose()
+    if hasattr(BaseTrigger, "on_kill"):
+        assert kill_check._warm_up is not None
+        await kill_check._warm_up
+        assert len(channel.asked) == 1
+        assert "Task instance states are readable here (collect_evidence.collect in run" in _log(capsys)
+    else:
+        assert kill_check._warm_up is None
+        assert channel.asked == []
+    assert _cancels(simulator) == 0
+
+
+async def test_a_warm_up_that_fails_says_so(
+    supervisor: Any, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+) -> None:
+    import logging
+
+    from airflow.triggers.base import BaseTrigger
+
+    if not hasattr(BaseTrigger, "on_kill"):
+        pytest.skip("Airflow 3.1 triggers have no on_kill, so there is nothing to warm up")
+    monkeypatch.setattr(kill_check, "_warm_up", None)
+    supervisor(Supervisor(answer=ConnectionResetError("supervisor went away")))
+    kill_check.warm_up(TaskInstance(), logging.getLogger("kill-check-test"))
+    assert kill_check._warm_up is not None
+    await kill_check._warm_up
+    assert "cannot read task instance states (ConnectionResetError" in caplog.text
