@@ -87,7 +87,8 @@ class MachineActionTrigger(BaseTrigger):
         from airflow_provider_liveresponse.triggers.action_poller import poller_for
         from airflow_provider_liveresponse.triggers.kill_check import warm_up
 
-        warm_up(self.task_instance, self.log)
+        if self.cancel_on_kill:  # only then does on_kill need the state
+            warm_up(self.task_instance, self.log)
         poller = poller_for(self.mde_conn_id, LiveResponseAsyncHook)
         token, queue = poller.register(self.action_id, self.poll_interval)
         started = last_log = time.monotonic()

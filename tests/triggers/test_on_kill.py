@@ -241,3 +241,18 @@ async def test_a_warm_up_that_fails_says_so(
     assert kill_check._warm_up is not None
     await kill_check._warm_up
     assert "cannot read task instance states (ConnectionResetError" in caplog.text
+
+
+async def test_a_trigger_without_cancel_on_kill_does_not_warm_up(
+    simulator: Simulator, sim_conn: str, supervisor: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(kill_check, "_warm_up", None)
+    channel = supervisor(Supervisor({"collect": "deferred"}))
+    trigger = MachineActionTrigger(_submit(sim_conn), sim_conn, poll_interval=0.1)
+    trigger.task_instance = TaskInstance()  # type: ignore[assignment]
+    events = trigger.run()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(anext(events), timeout=0.5)
+    await events.aclose()
+    assert kill_check._warm_up is None
+    assert channel.asked == []
