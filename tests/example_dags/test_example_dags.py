@@ -65,6 +65,7 @@ def test_every_example_dag_parses_without_import_errors(airflow_db: Path) -> Non
     bag = DagBag(dag_folder=str(EXAMPLES))
     assert bag.import_errors == {}
     assert set(bag.dag_ids) == {
+        "example_liveresponse_approval",
         "example_liveresponse_collect",
         "example_liveresponse_evidence_index",
         "example_liveresponse_fleet",
