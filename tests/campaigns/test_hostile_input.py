@@ -436,6 +436,9 @@ BAD: dict[str, st.SearchStrategy[Any]] = {
     ),
     "url": st.one_of(st.none(), bad_urls),
     "url?": bad_urls,
+    "retention_mode": st.one_of(
+        st.text(max_size=12).filter(lambda t: t not in ("governance", "compliance")), st.none(), st.integers()
+    ),
     "indexes?": st.one_of(
         st.just([]),
         st.integers(max_value=-1),
@@ -751,6 +754,8 @@ TARGETS: dict[str, Target] = {
             "progress_interval": "duration",
             "transcript_lines": "index",
             "signing_conn_id": "text?",
+            "retention_days": "count?",
+            "retention_mode": "retention_mode",
         },
     ),
     "LiveResponseAsyncHook": Target(
