@@ -141,9 +141,10 @@ def test_fleet_collects_every_device_and_summarises(sim_env: Simulator, airflow_
 def test_fleet_sweeps_a_tag_and_reports_offline_devices(
     simulator_factory: Any, monkeypatch: pytest.MonkeyPatch, airflow_db: Path, tmp_path: Path
 ) -> None:
-    sim = simulator_factory(speed=600.0, fleet={"devices": 40, "offline_fraction": 0.1})
+    # At 60x a result link lives 30 real seconds, longer than a store takes on a busy machine.
+    sim = simulator_factory(speed=60.0, fleet={"devices": 40, "offline_fraction": 0.1})
     monkeypatch.setenv("AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT", sim.connection_json())
-    monkeypatch.setenv("MDE_POLL_INTERVAL", "0.05")
+    monkeypatch.setenv("MDE_POLL_INTERVAL", "0.2")
     reset_token_providers()
     evidence = tmp_path / "evidence"
     conf = _fleet_conf(sim.clock.speed, machine_tag="sweep", case="IR-45", destination=evidence.as_uri())
