@@ -1,14 +1,8 @@
-"""Benchmarks 3 (fleet throughput) and 4 (worker economy) on a real Airflow: API server, scheduler, triggerer and
+"""Benchmark 4 (worker economy) on a real Airflow, and the deployment helpers benchmark 3 (:mod:`.fleet_scale`)
+uses: API server, scheduler, triggerer and
 DAG processor as separate processes (SQLite, LocalExecutor), started by the system test's harness
 (:mod:`airflow_provider_liveresponse.testing.airflow_system`), DAGs triggered through the REST API, against the
 MDE simulator.
-
-``fleet``: the fleet example DAG over N seeded devices, the simulator at MDE's real limits (10 submissions a
-minute, 25 concurrent sessions), with the pool ``mde_live_response`` of 25 slots counting deferred tasks. The
-figure is the simulated time from the trigger to the run's end, as a ratio of the limits' lower bound: N
-submissions at 10 a minute (N/10 minutes) plus one session's duration. The simulator runs at 2x: Airflow on
-this two-core machine starts a task process in a few real seconds, so at high speeds its own overhead, not
-MDE's limits, would set the pace (each real second of overhead costs ``speed`` simulated seconds).
 
 ``workers``: one 10-minute action (``sleep.ps1`` with ``Args=590``, plus pickup) waited for by a deferrable
 task and, at the same time on another device, by a poke-mode task; the simulator runs at 60x (the action takes
@@ -21,7 +15,6 @@ Both feed campaign 5 (secrets) with their logs, XComs, rendered fields, trigger 
 from __future__ import annotations
 
 import contextlib
-import re
 import tempfile
 import threading
 import time
@@ -39,11 +32,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = "mde_live_response"
-FLEET_SPEED = 2.0
 WORKERS_SPEED = 60.0
-FLEET_TARGET = 1.15
-#: Simulated seconds of one triage session: pickup, triage.ps1, and the GetFile of its 1.5 MiB zip.
-SESSION_SECONDS = 5 + 20 + 3 + 1.5 / 20
 
 
 def _harness() -> ModuleType:
@@ -118,15 +107,6 @@ def _wait_run(server: Any, dag_id: str, run_id: str, timeout: float) -> str:
     return str(state)
 
 
-def _defer_races(server: Any, dag_id: str, run_id: str) -> int:
-    """Tries of ``run_id`` the scheduler failed by its defer race (the harness's ``DEFER_RACE``), from its log."""
-    pattern = _harness().DEFER_RACE.format(
-        dag_id=re.escape(dag_id), task_id=r"\S+", run_id=re.escape(run_id), map_index=r"(?: map_index=\d+)?"
-    )
-    log = server.component_logs / "scheduler.log"
-    return len(re.findall(pattern, log.read_text(errors="replace"))) if log.is_file() else 0
-
-
 def _task_instances(server: Any, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     from urllib.parse import quote
 
@@ -137,95 +117,6 @@ def _task_instances(server: Any, dag_id: str, run_id: str) -> list[dict[str, Any
         found.extend(page)
         if len(page) < 100:
             return found
-
-
-@benchmark(
-    "fleet",
-    "Fleet throughput (3): the fleet example DAG on a real Airflow at MDE's real limits",
-    sizes=(200,),
-    quick_sizes=(30,),
-    sizes_mean="devices",
-)
-def fleet(sizes: Sequence[int], quick: bool) -> Result:
-    from airflow_provider_liveresponse.simulator.server import Simulator
-
-    result = Result()
-    devices = sizes[0]
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as scratch_text:
-        scratch = Path(scratch_text)
-        sim = Simulator(speed=FLEET_SPEED, state_dir=scratch / "simulator").start()
-        try:
-            source = (ROOT / "example_dags" / "example_liveresponse_fleet.py").read_text()
-            with _deployment(scratch, sim, 30 / FLEET_SPEED, {"example_liveresponse_fleet.py": source}) as server:
-                _wait_parsed(server, "example_liveresponse_fleet")
-                ready = time.monotonic() - started
-                hosts = [f"ws-{n:04d}.contoso.local" for n in range(1, devices + 1)]
-                conf = {"hosts": hosts, "case": "IR-BENCH", "destination": f"file://{scratch / 'evidence'}"}
-                sim_start = sim.clock.time()
-                run_id = _trigger(server, "example_liveresponse_fleet", conf)
-                budget = (devices / 10 * 60 + SESSION_SECONDS) / FLEET_SPEED * 3 + 300
-                state = _wait_run(server, "example_liveresponse_fleet", run_id, budget)
-                sim_elapsed = sim.clock.time() - sim_start
-                real_elapsed = time.monotonic() - started - ready
-                tis = _task_instances(server, "example_liveresponse_fleet", run_id)
-                races = _defer_races(server, "example_liveresponse_fleet", run_id)
-            counters = dict(sim.state.counters)
-            add_simulator(sim, "fleet")
-        finally:
-            sim.stop()
-    bound = devices / 10 * 60 + SESSION_SECONDS
-    ratio = sim_elapsed / bound
-    failed = [ti for ti in tis if ti["state"] != "success"]
-    retried = [ti for ti in tis if ti["try_number"] > 1]
-    throttled = {k: v for k, v in counters.items() if k.startswith("throttled:")}
-    table = result.table(
-        f"{devices} devices, simulator at {FLEET_SPEED:g}x with MDE's limits (10 runs/min, 25 sessions)",
-        [
-            "run",
-            "simulated time",
-            "lower bound",
-            "ratio",
-            "actions",
-            "peak sessions",
-            "429s (throttled)",
-            "failed tasks",
-            "retried",
-            "of which Airflow's defer race",
-        ],
-    )
-    table.add(
-        state,
-        f"{sim_elapsed / 60:.1f} min",
-        f"{bound / 60:.1f} min",
-        f"{ratio:.2f}",
-        counters.get("actions_created", 0),
-        counters.get("max_concurrent_sessions", 0),
-        ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in throttled.items()) or "0",
-        len(failed),
-        len(retried),
-        races,
-    )
-    result.check(
-        f"fleet of {devices}: simulated time / (N/10 min + one session)",
-        f"{ratio:.2f}",
-        f"<= {FLEET_TARGET}",
-        ratio <= FLEET_TARGET and state == "success",
-    )
-    result.check(
-        "failed task instances (429s surfacing as failures); actions created per device",
-        f"{len(failed)}; {counters.get('actions_created', 0)} for {devices}",
-        f"0; {devices}",
-        not failed and counters.get("actions_created", 0) == devices,
-    )
-    result.notes.append(
-        f"real time: Airflow ready in {ready:.0f} s, the run {real_elapsed:.0f} s; 429s are MDE's answers the "
-        "operator deferred on (counted by the simulator), failures are task instances not successful; a retry "
-        "by Airflow's defer race is a try the scheduler failed although it had succeeded (deferred, its trigger "
-        "fired, and the task was queued again before the scheduler saw the first worker exit: apache/airflow#67287, "
-        "#72716); the retry reattaches to the task's own action"
-    )
-    return result
 
 
 WORKERS_DAG = """

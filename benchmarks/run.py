@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 BENCHMARK_MODULES = (
     "benchmarks.transfer",
     "benchmarks.polling",
+    "benchmarks.fleet_scale",
     "benchmarks.real_airflow",
     "benchmarks.parse_cost",
     "benchmarks.tokens",
