@@ -37,6 +37,8 @@ EXAMPLE_DAG_IDS = ("example_liveresponse_fleet", "example_liveresponse_collect",
 POOL = "mde_live_response"
 POOL_SLOTS = 3
 FLEET_HOSTS = [f"ws-{n:04d}.contoso.local" for n in range(1, 7)]
+#: The fleet sweep's own cap on concurrent sessions (it does not use the pool: one task drives every device).
+FLEET_SESSIONS = 2
 #: Simulated seconds per real second. Slow enough that a triage session (about 30 simulated seconds) lasts
 #: about ten real seconds, longer than the spread of worker start-ups on a busy machine, so the sessions of
 #: tasks started together overlap and the pool has something to cap.
@@ -205,6 +207,12 @@ def _run_the_examples(run: SystemRun, started: float) -> None:
             "hosts": FLEET_HOSTS,
             "case": "IR-SYS-FLEET",
             "destination": f"file://{run.evidence}/fleet",
+            # MDE's limits on the simulator's clock: the sweep paces itself on the worker's (real) clock.
+            "submissions_per_minute": 10 * SPEED,
+            "max_concurrent_sessions": FLEET_SESSIONS,
+            "read_calls_per_minute": int(100 * SPEED),
+            "read_calls_per_hour": int(1500 * SPEED),
+            "pickup_timeout": 900 / SPEED,
         },
         "example_liveresponse_collect": {
             "host": "ws-0011.contoso.local",

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import warnings
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from tests.system.system_scenario import EXAMPLE_DAG_IDS, FLEET_HOSTS, POOL, POOL_SLOTS
+from tests.system.system_scenario import EXAMPLE_DAG_IDS, FLEET_HOSTS, FLEET_SESSIONS, POOL, POOL_SLOTS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -26,8 +29,8 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
 
 TRIGGER_CLASSPATH = "airflow_provider_liveresponse.triggers.machine_action.MachineActionTrigger"
-#: The live-response sessions the runs start: one per fleet device, the collect DAG's and the library DAG's.
-SESSIONS = len(FLEET_HOSTS) + 2
+#: The live-response tasks in the pool (the collect DAG's and the library DAG's; the fleet sweep paces itself).
+POOL_TASKS = 2
 
 
 def _pool_tasks(run: SystemRun) -> list[tuple[str, dict[str, Any]]]:
@@ -67,9 +70,9 @@ def test_every_example_dag_run_succeeds(system_run: SystemRun) -> None:
     assert system_run.run_states == dict.fromkeys(EXAMPLE_DAG_IDS, "success"), system_run.diagnostics()
     states = {ti["state"] for tis in system_run.task_instances.values() for ti in tis}
     assert states == {"success"}, system_run.diagnostics()
-    summary = _xcom(system_run, "example_liveresponse_fleet", "summary", -1)
-    assert summary["collected"] == len(FLEET_HOSTS)
-    assert summary["failed"] == []
+    outcome = _xcom(system_run, "example_liveresponse_fleet", "sweep", -1)
+    assert outcome["counts"]["collected"] == len(FLEET_HOSTS)
+    assert {row["target"] for row in outcome["devices"]} == set(FLEET_HOSTS)
     transcript = _xcom(system_run, "example_liveresponse_library", "read_transcript", -1)
     assert transcript["exit_code"] == 0
 
@@ -92,7 +95,7 @@ def test_live_response_tasks_waited_in_the_triggerer(system_run: SystemRun) -> N
     that the triggerer job had taken, whose log shows it firing, and then resumed to success: no worker waited
     for MDE."""
     tasks = _pool_tasks(system_run)
-    assert len(tasks) == SESSIONS
+    assert len(tasks) >= POOL_TASKS
     assert system_run.triggerer_job_ids
     for dag_id, ti in tasks:
         key = (dag_id, system_run.run_ids[dag_id], ti["task_id"], ti["map_index"])
@@ -118,22 +121,64 @@ def test_live_response_tasks_waited_in_the_triggerer(system_run: SystemRun) -> N
         assert action_id in text
 
 
-def test_the_pool_capped_concurrent_sessions_at_its_size(system_run: SystemRun) -> None:
-    counters = system_run.sim.state.counters
-    assert counters["actions_created"] == SESSIONS
-    # Eight sessions through three slots: MDE saw three at once, never more.
-    assert counters["max_concurrent_sessions"] == POOL_SLOTS
+def _peak(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    peak = current = 0
+    for _, step in events:
+        current += step
+        peak = max(peak, current)
+    return peak
+
+
+def test_the_pool_and_the_sweep_capped_concurrent_sessions(system_run: SystemRun) -> None:
+    """One action per session; the pool held its tasks to its slots; the sweep held its devices to its cap."""
+    from airflow_provider_liveresponse.simulator.fleet import device_id
+    from airflow_provider_liveresponse.simulator.usage import sessions_report
+
+    state = system_run.sim.state
+    per_device = Counter(action.machine_id for action in state.actions.values())
+    assert per_device[device_id("ws-0011.contoso.local")] == per_device[device_id("ws-0012.contoso.local")] == 1
     assert 0 < system_run.observations.pool_peak <= POOL_SLOTS
+    assert state.counters["max_concurrent_sessions"] <= POOL_SLOTS + FLEET_SESSIONS
+    fleet_ids = {device_id(host) for host in FLEET_HOSTS}
+    assert {per_device[machine] for machine in fleet_ids} == {1}
+    report = sessions_report(state.actions.values(), system_run.sim.clock.time(), 0)
+    fleet = [s for s in report["value"] if s["machineId"] in fleet_ids]
+    assert sorted(s["machineId"] for s in fleet) == sorted(fleet_ids)  # one action per device
+    held = [(s["pickedUp"], s["ended"]) for s in fleet]
+    assert all(start is not None and end is not None for start, end in held)
+    assert _peak(held) <= FLEET_SESSIONS
+
+
+def test_the_sweep_is_one_task_outside_the_pool(system_run: SystemRun) -> None:
+    """The fleet DAG is one task instance whatever the number of devices: no mapped tasks, no pool slot."""
+    (ti,) = system_run.task_instances["example_liveresponse_fleet"]
+    assert (ti["task_id"], ti["map_index"], ti["state"]) == ("sweep", -1, "success")
+    assert ti["pool"] != POOL
+
+
+def test_the_sweeps_evidence_verifies(system_run: SystemRun) -> None:
+    folder = system_run.evidence / "fleet"
+    done = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_liveresponse", "verify", folder.as_uri()],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(list(folder.glob("*/*/manifest.json"))) == len(FLEET_HOSTS)
 
 
 def _stored_manifests(run: SystemRun) -> list[tuple[Path, dict[str, Any]]]:
+    """The collect DAG's manifest (its store task's XCom) and each fleet device's (read from its folder)."""
     manifests = []
-    for dag_id, folder in (("example_liveresponse_collect", "collect"), ("example_liveresponse_fleet", "fleet")):
-        for ti in run.task_instances[dag_id]:
-            if ti["task_id"].endswith("store"):
-                manifest = _xcom(run, dag_id, ti["task_id"], ti["map_index"])
-                action = manifest["action"]
-                manifests.append((run.evidence / folder / action["machine_id"] / action["id"], manifest))
+    for ti in run.task_instances["example_liveresponse_collect"]:
+        if ti["task_id"].endswith("store"):
+            manifest = _xcom(run, "example_liveresponse_collect", ti["task_id"], ti["map_index"])
+            action = manifest["action"]
+            manifests.append((run.evidence / "collect" / action["machine_id"] / action["id"], manifest))
+    for path in sorted((run.evidence / "fleet").glob("*/*/manifest.json")):
+        manifests.append((path.parent, json.loads(path.read_text())))
     return manifests
 
 
@@ -155,13 +200,13 @@ def test_the_stored_evidence_matches_the_simulators_blobs(system_run: SystemRun)
 def test_no_secret_in_the_logs(system_run: SystemRun) -> None:
     logs = [path for path in system_run.server.logs_folder.rglob("*") if path.is_file()]
     task_logs = [path for path in logs if "dag_id=" in str(path)]
-    assert len(task_logs) >= SESSIONS, logs
+    assert len(task_logs) >= len(EXAMPLE_DAG_IDS), logs
     places = [(str(path.relative_to(system_run.server.home)), path.read_bytes()) for path in logs]
     assert _leaks(system_run, places) == []
 
 
 def test_no_secret_in_the_xcoms(system_run: SystemRun) -> None:
-    assert len(system_run.xcoms) > SESSIONS
+    assert len(system_run.xcoms) > len(EXAMPLE_DAG_IDS)
     places = [(f"XCom {key}", json.dumps(value)) for key, value in system_run.xcoms.items()]
     assert _leaks(system_run, places) == []
 
@@ -179,7 +224,7 @@ def test_no_secret_in_the_rendered_fields(system_run: SystemRun) -> None:
 
 def test_no_secret_in_the_trigger_table(system_run: SystemRun) -> None:
     triggers = list(system_run.observations.triggers.values())
-    assert len(triggers) >= SESSIONS
+    assert len(triggers) >= POOL_TASKS
     places = []
     for trigger in triggers:
         places.append((f"trigger {trigger.trigger_id} (stored)", trigger.kwargs))
