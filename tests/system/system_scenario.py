@@ -26,6 +26,7 @@ from airflow_provider_liveresponse.testing.airflow_system import (
     Observer,
     StopReport,
 )
+from tests.system import scenario_followups as followups
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,7 +34,12 @@ if TYPE_CHECKING:
     from airflow_provider_liveresponse.simulator.server import Simulator
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
-EXAMPLE_DAG_IDS = ("example_liveresponse_fleet", "example_liveresponse_collect", "example_liveresponse_library")
+EXAMPLE_DAG_IDS = (
+    "example_liveresponse_fleet",
+    "example_liveresponse_collect",
+    "example_liveresponse_library",
+    followups.APPROVAL_DAG_ID,
+)
 POOL = "mde_live_response"
 POOL_SLOTS = 3
 FLEET_HOSTS = [f"ws-{n:04d}.contoso.local" for n in range(1, 7)]
@@ -69,6 +75,7 @@ class SystemRun:
     triggerer_job_ids: set[int] = field(default_factory=set)
     stop_report: StopReport = field(default_factory=StopReport)
     elapsed: dict[str, float] = field(default_factory=dict)
+    followups: followups.Followups = field(default_factory=followups.Followups)
 
     def diagnostics(self, tasks: list[tuple[str, dict[str, Any]]] | None = None) -> str:
         """Run states, the log files of ``tasks`` (default: every task instance that did not succeed), and the
@@ -178,6 +185,7 @@ def run_the_examples(base: Path) -> Iterator[SystemRun]:
             # it processed the worker's exit (see DEFER_RACE). The tests accept a retry for that cause only.
             "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": "1",
             "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
+            **followups.env(base / "evidence"),
         },
     )
     run = SystemRun(sim=sim, server=server, evidence=base / "evidence")
@@ -220,13 +228,16 @@ def _run_the_examples(run: SystemRun, started: float) -> None:
             "destination": f"file://{run.evidence}/collect",
         },
         "example_liveresponse_library": {"host": "ws-0012.contoso.local", "args": "Established"},
+        **followups.confs(run.evidence),
     }
     with Observer(server, POOL) as observations:
         run.observations = observations
+        run.followups = followups.start(server)
         for dag_id in EXAMPLE_DAG_IDS:
             server.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
             created = server.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": confs[dag_id]})
             run.run_ids[dag_id] = created["dag_run_id"]
         run.run_states = _wait_for_runs(server, run.run_ids)
+        followups.finish(server, run.followups, run.evidence)
     run.elapsed["runs_ended"] = time.monotonic() - started
     _gather(run)
