@@ -20,13 +20,24 @@ if TYPE_CHECKING:
 
     from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
     from airflow_provider_liveresponse.models import Machine, MachineAction
+    from airflow_provider_liveresponse.signing import ManifestSigner
 
 
 class EvidenceStore:
-    """Stores finished actions' results under one destination, a folder per device and action."""
+    """Stores finished actions' results under one destination, a folder per device and action (each manifest
+    signed by ``signer`` when given)."""
 
-    def __init__(self, hook: LiveResponseHook, destination: ObjectStoragePath, log: Any, owner: str) -> None:
+    def __init__(
+        self,
+        hook: LiveResponseHook,
+        destination: ObjectStoragePath,
+        log: Any,
+        owner: str,
+        *,
+        signer: ManifestSigner | None = None,
+    ) -> None:
         self.hook = hook
+        self.signer = signer
         self.destination = destination
         self.log = log
         self.owner = owner
@@ -49,7 +60,9 @@ class EvidenceStore:
             return None
         owner = f"{self.owner}, device {machine.computer_dns_name or machine.id}"
         try:
-            store_action_results(self.hook, action, folder, options=CopyOptions(), log=self.log, owner=owner)
+            store_action_results(
+                self.hook, action, folder, options=CopyOptions(), log=self.log, owner=owner, signer=self.signer
+            )
         except LiveResponseError as exc:
             return f"evidence not stored: {str(exc)[:200]}"
         self.stored += 1

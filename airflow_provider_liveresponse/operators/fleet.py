@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from airflow_provider_liveresponse.fleet.outcome import OutcomeTable
     from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
     from airflow_provider_liveresponse.models import Command, Machine
+    from airflow_provider_liveresponse.signing import ManifestSigner
 
 #: The target parameters; exactly one is given.
 TARGETS = ("machine_ids", "computer_dns_names", "machine_tag", "machine_filter")
@@ -84,6 +85,9 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         ObjectStoragePath), as the transfer operator stores them, under ``<host>_<machine id>/<action id>/``;
         None: not stored (the actions' results stay in MDE).
     :param dest_conn_id: the destination's Airflow connection when the URL does not name one.
+    :param signing_conn_id: with ``destination``, an Airflow connection whose password holds an Ed25519 private
+        key (PEM, PKCS#8): every device's manifest is signed over its exact bytes, as the transfer operator signs
+        (``manifest.json.sig`` beside it). The key is read before any API call; it never reaches a log or XCom.
     """
 
     template_fields: Sequence[str] = (*TARGETS, "commands", "comment", "destination", *KNOBS)
@@ -110,6 +114,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         fail_on: Sequence[str] = ("failed",),
         destination: Any = None,
         dest_conn_id: str | None = None,
+        signing_conn_id: str | None = None,
         mde_conn_id: str = DEFAULT_CONN_ID,
         max_retry_wait: float | timedelta = DEFAULT_MAX_RETRY_WAIT,
         **kwargs: Any,
@@ -135,6 +140,9 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         self.fail_on = [validation.choice(o, "fail_on[]", OUTCOMES) for o in validation.text_list(fail_on, "fail_on")]
         self.destination = destination
         self.dest_conn_id = validation.optional_text(dest_conn_id, "dest_conn_id", hint="an Airflow connection id")
+        self.signing_conn_id = validation.optional_text(
+            signing_conn_id, "signing_conn_id", hint="an Airflow connection holding an Ed25519 private key"
+        )
         self._set_connection(mde_conn_id, max_retry_wait)
         self.clock: Callable[[], float] = time.monotonic
         self.sleep: Callable[[float], None] = time.sleep
@@ -146,6 +154,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         commands, comment, target = self._validated(context)
         self._check_knobs(templated_allowed=False)
         destination = self._destination()
+        signer = self._signer(destination)
         hook = self._hook(max_throttle_wait=0)  # the sweep's limiter, not the hook, waits out a 429
         table = OutcomeTable()
         machines = self._resolve(hook, target, table)
@@ -158,7 +167,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
             def make_store() -> EvidenceStore:
                 store_hook = self._hook()
                 _ = store_hook.settings  # the connection, read on this thread
-                return EvidenceStore(store_hook, destination, self.log, owner)
+                return EvidenceStore(store_hook, destination, self.log, owner, signer=signer)
 
             evidence = BackgroundStores(make_store)
         try:
@@ -237,6 +246,21 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
             return destination(self.destination, self.dest_conn_id)
         except LiveResponseConfigError as exc:
             raise type(exc)(f"Task {self.task_id}: {exc}") from None
+
+    def _signer(self, destination: Any) -> ManifestSigner | None:
+        """The manifest signer of ``signing_conn_id`` (read before any API call), None without it or without a
+        destination (nothing is stored then, so nothing is signed)."""
+        if self.signing_conn_id is None:
+            return None
+        if destination is None:
+            self.log.warning("signing_conn_id is ignored: no destination is given, so no manifest is written")
+            return None
+        from airflow_provider_liveresponse.signing import ManifestSigner
+
+        try:
+            return ManifestSigner.from_connection(self.signing_conn_id)
+        except LiveResponseConfigError as exc:
+            raise type(exc)(f"Task {self.task_id}: signing_conn_id: {exc}; nothing was submitted") from None
 
     def _resolve(self, hook: LiveResponseHook, target: tuple[str, Any], table: OutcomeTable) -> list[Machine]:
         """The target's devices; names and ids that found no single device go into the table."""

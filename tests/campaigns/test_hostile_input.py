@@ -732,6 +732,7 @@ TARGETS: dict[str, Target] = {
             "fail_on": "choices",
             "destination": "url?",
             "dest_conn_id": "text?",
+            "signing_conn_id": "text?",
             "mde_conn_id": "conn_id",
             "max_retry_wait": "duration",
         },

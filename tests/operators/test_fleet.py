@@ -188,3 +188,35 @@ def test_each_collected_devices_evidence_is_stored_and_verifies(
     assert manifests[0].parent.parent.name.startswith("fleet-")
     report = verify(evidence.as_uri())
     assert report.ok, [p for p in report.problems if p.kind != "unsigned"]
+
+
+def test_a_signing_connection_signs_every_devices_manifest_and_verify_checks_them(
+    simulator_factory: Callable[..., Simulator], dags: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from airflow_provider_liveresponse.auth import reset_token_providers
+    from airflow_provider_liveresponse.signing import signature_name
+    from airflow_provider_liveresponse.verify import verify
+    from tests.verify.cases import private_pem, signing_connection
+
+    key = Ed25519PrivateKey.generate()
+    monkeypatch.setenv("AIRFLOW_CONN_EVIDENCE_SIGNING", signing_connection(key))
+    sim = simulator_factory(speed=SPEED, fleet={"devices": 6, "offline_fraction": 0.0})
+    monkeypatch.setenv("AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT", sim.connection_json())
+    reset_token_providers()
+    evidence = tmp_path / "evidence"
+    settings = f'comment="IR-1", destination="{evidence.as_uri()}", signing_conn_id="evidence_signing",'
+    run = dags.run(SWEEP.replace('comment="IR-1: fleet triage",', settings), prelude=PRELUDE)
+
+    assert dags.states(run) == {("sweep", -1): "success"}
+    manifests = sorted(evidence.glob("*/*/manifest.json"))
+    assert len(manifests) == 6 == dags.xcom(run, "sweep")["counts"]["collected"]
+    assert all((m.parent / signature_name(m.name)).is_file() for m in manifests)
+    report = verify(evidence.as_uri(), public_key=key.public_key())
+    assert report.ok, report.problems
+    assert not [p for p in report.problems if p.kind == "unsigned"]
+    manifests[0].write_bytes(manifests[0].read_bytes().replace(b"{", b"{ ", 1))  # same JSON, other bytes
+    assert not verify(evidence.as_uri(), public_key=key.public_key()).ok  # the signature covers the exact bytes
+    secret_line = private_pem(key).splitlines()[1]
+    assert secret_line not in str(dags.xcom(run, "sweep"))
