@@ -51,11 +51,17 @@ def _xcom(run: Any, task_id: str, map_index: int = -1) -> Any:
         return None if row is None else XComModel.deserialize_value(row)
 
 
-def _verify(sim: Any, evidence: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+def _manifest_folders(evidence: Path, action_ids: set[str]) -> list[Path]:
+    """The folders of this run's actions: ``<machine id>/<action id>/`` (the transfer operator's layout) and
+    ``<host>_<machine id>/<action id>/`` (the fleet sweep's), each holding a manifest.json."""
+    found = [m.parent for m in evidence.glob("*/*/manifest.json") if m.parent.name in action_ids]
+    return sorted(found, key=lambda folder: (folder.parent.name, folder.name))
+
+
+def _verify(sim: Any, folder: Path) -> list[dict[str, Any]]:
     """Each stored file against its manifest entry and the simulator's record; one table row per file."""
-    action = manifest["action"]
-    folder = evidence / action["machine_id"] / action["id"]
     on_disk = json.loads((folder / "manifest.json").read_text())
+    action = on_disk["action"]
     rows = []
     for entry in on_disk["files"]:
         path = folder / entry["path"]
@@ -114,9 +120,12 @@ def main() -> int:
             run_conf={"hosts": FLEET, "case": "DEMO-2", "destination": destination}
         )
 
-        manifests = [_xcom(collect, "store")]
-        manifests += [_xcom(fleet, "device.store", index) for index in range(len(FLEET))]
-        rows = [row for manifest in manifests if manifest for row in _verify(sim, evidence, manifest)]
+        stored = _xcom(collect, "store") or {}
+        action_ids = {stored.get("action", {}).get("id", "")}
+        sweep = _xcom(fleet, "sweep") or {}
+        action_ids |= {row["action_id"] for row in sweep.get("devices", []) if row.get("outcome") == "collected"}
+        folders = _manifest_folders(evidence, action_ids)
+        rows = [row for folder in folders for row in _verify(sim, folder)]
         states = {"example_liveresponse_collect": str(collect.state), "example_liveresponse_fleet": str(fleet.state)}
 
     _say(f"Done in {time.monotonic() - started:.0f} s; the simulator is stopped")
@@ -131,9 +140,10 @@ def main() -> int:
             f"{r['host']:<{host_w}}  {r['action'][:8]}  {r['file']:<{file_w}}  {r['bytes']:>9}  "
             f"{r['sha256'][:16]}  {'yes' if r['verified'] else 'NO'}"
         )
-    actions = len([m for m in manifests if m])
+    actions = len(folders)
     print(f"\n{len(rows)} file(s) from {actions} action(s) verified against the simulator's record of the bytes.")
     ok = all(state == "success" for state in states.values()) and rows and all(r["verified"] for r in rows)
+    ok = ok and actions == 1 + len(FLEET)
     if not ok:
         print("The demo did not finish cleanly: see the task logs above.", file=sys.stderr)
     return 0 if ok else 1
