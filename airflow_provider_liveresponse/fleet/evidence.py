@@ -61,7 +61,13 @@ class EvidenceStore:
         owner = f"{self.owner}, device {machine.computer_dns_name or machine.id}"
         try:
             store_action_results(
-                self.hook, action, folder, options=CopyOptions(), log=self.log, owner=owner, signer=self.signer
+                self.hook,
+                action,
+                folder,
+                options=CopyOptions(generator="FleetLiveResponseOperator"),
+                log=self.log,
+                owner=owner,
+                signer=self.signer,
             )
         except LiveResponseError as exc:
             return f"evidence not stored: {str(exc)[:200]}"

@@ -95,6 +95,7 @@ class CopyOptions:
     max_resumes: int = 8
     progress_interval: float = 30.0
     transcript_lines: int = 10
+    generator: str = "LiveResponseToObjectStorageOperator"  # the operator class the manifest names
 
     @classmethod
     def of(cls, settings: TransferSettings) -> CopyOptions:
@@ -223,7 +224,7 @@ class ResultCollector:
                 transcripts.append(transcript)
         manifest = Manifest(
             manifest_version=MANIFEST_VERSION,
-            generator=Generator.this_package(),
+            generator=Generator.this_package(self.options.generator),
             written_at=datetime.now(UTC),
             location=shown(folder.path),
             keep_compressed=self.options.keep_compressed,

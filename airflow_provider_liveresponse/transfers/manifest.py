@@ -77,15 +77,16 @@ class Generator(_Record):
     version: str
     """Its version."""
     operator: str
-    """The operator class, ``LiveResponseToObjectStorageOperator``."""
+    """The operator class that stored the results: ``LiveResponseToObjectStorageOperator``, or
+    ``FleetLiveResponseOperator`` for a fleet sweep's devices."""
 
     @classmethod
-    def this_package(cls) -> Generator:
-        """This package and operator."""
+    def this_package(cls, operator: str = "LiveResponseToObjectStorageOperator") -> Generator:
+        """This package and ``operator``."""
         from airflow_provider_liveresponse import __version__
         from airflow_provider_liveresponse.constants import PACKAGE_NAME
 
-        return cls(package=PACKAGE_NAME, version=__version__, operator="LiveResponseToObjectStorageOperator")
+        return cls(package=PACKAGE_NAME, version=__version__, operator=operator)
 
 
 class ActionRecord(_Record):

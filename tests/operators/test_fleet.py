@@ -5,6 +5,7 @@ pick up cancelled within pickup_timeout and reported, a retry that redoes only u
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -213,6 +214,7 @@ def test_a_signing_connection_signs_every_devices_manifest_and_verify_checks_the
     manifests = sorted(evidence.glob("*/*/manifest.json"))
     assert len(manifests) == 6 == dags.xcom(run, "sweep")["counts"]["collected"]
     assert all((m.parent / signature_name(m.name)).is_file() for m in manifests)
+    assert json.loads(manifests[0].read_text())["generator"]["operator"] == "FleetLiveResponseOperator"
     report = verify(evidence.as_uri(), public_key=key.public_key())
     assert report.ok, report.problems
     assert not [p for p in report.problems if p.kind == "unsigned"]
