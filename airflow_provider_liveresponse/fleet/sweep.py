@@ -155,6 +155,7 @@ class Sweep:
         """Submit to one device; False when MDE throttled it (to try again after Retry-After)."""
         self.limiter.take()
         marker = device_marker(self.settings.sweep_marker, machine.id, wave)
+        sent = self.clock()  # MDE creates the action (and its session's clock starts) after this
         try:
             action = self.hook.run_live_response(
                 machine.id, self.settings.commands, self.settings.comment, marker=marker
@@ -167,7 +168,7 @@ class Sweep:
             return True
         self.limiter.accepted()
         self.submitted += 1
-        self.flights[action.id] = Flight(machine, action.id, wave, self.clock())
+        self.flights[action.id] = Flight(machine, action.id, wave, sent)
         return True
 
     def refused(self, machine: Machine, exc: LiveResponseApiError) -> None:
@@ -201,8 +202,13 @@ class Sweep:
             self.finish(flight.machine, action, flight.wave)
             return
         picked_up = str(action.status) != "Pending" or any(c.start_time for c in action.commands)
-        if not picked_up and self.clock() - flight.since >= self.settings.pickup_timeout:
-            self.give_up(flight)
+        if not picked_up and self.clock() - flight.since + self.poll_gap() >= self.settings.pickup_timeout:
+            self.give_up(flight)  # now, or the next poll would come after pickup_timeout
+
+    def poll_gap(self) -> float:
+        """The time until the next poll: an action still Pending whose pickup_timeout ends before it is cancelled
+        at this poll, up to one gap early, so that no silent device holds its session past pickup_timeout."""
+        return max(self.settings.poll_interval, self.polls.interval())
 
     def give_up(self, flight: Flight) -> None:
         """Cancel an action its device did not pick up in time; free the slot; maybe try it in a later wave."""

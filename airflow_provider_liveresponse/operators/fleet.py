@@ -62,7 +62,8 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
     :param commands: RunScript / GetFile / PutFile models or wire dicts, the same for every device.
     :param comment: the audit comment on every action (each carries the sweep's marker too).
     :param pickup_timeout: seconds a device may leave its action Pending before it is cancelled and reported
-        "offline: not collected" (default 900, at most MDE's 3-day queue). Why 15 minutes: a device that reads
+        "offline: not collected" (default 900, at most MDE's 3-day queue): the cancel comes at the last poll
+        before pickup_timeout ends, so no silent device holds its session longer. Why 15 minutes: a device that reads
         Active but is offline holds a session slot for pickup_timeout, an online one for a session (d, about
         half a minute for a triage). At 10 submissions a minute with a share s of silent devices the slots in use
         are about ``10 x ((1 - s) x d + s x T)`` (minutes): with s = 5%, d = 0.5 and T = 15 that is 12 of the
