@@ -32,6 +32,17 @@ os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
 pytest_plugins = ["airflow_provider_liveresponse.simulator.pytest_plugin"]
 
 
+@pytest.fixture(autouse=True)
+def fresh_secrets_masker() -> None:
+    """Each test starts with an empty Airflow secrets masker, as each task process does. Airflow's masker compiles
+    one regular expression of every secret registered so far at each registration: carried over the whole suite (a
+    few thousand result links' signatures), a registration took about a second late in the run, and the fleet
+    tests' result links (3 real seconds at 600x) expired while their stores registered them."""
+    from airflow.sdk._shared.secrets_masker import reset_secrets_masker
+
+    reset_secrets_masker()
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Migrate the test AIRFLOW_HOME's SQLite database once per session."""
