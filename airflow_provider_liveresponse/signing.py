@@ -206,6 +206,17 @@ class ManifestSigner:
         """The signer whose key is in the password of the Airflow connection ``conn_id``."""
         return cls(private_key_from_connection(conn_id), clock=clock)
 
+    @classmethod
+    def for_task(cls, conn_id: str | None, task_id: str, consequence: str) -> ManifestSigner | None:
+        """A task's signer of ``signing_conn_id`` (None without one); a bad key fails naming the task, the
+        parameter and ``consequence`` (what did not happen), never the key."""
+        if conn_id is None:
+            return None
+        try:
+            return cls.from_connection(conn_id)
+        except LiveResponseConfigError as exc:
+            raise type(exc)(f"Task {task_id}: signing_conn_id: {exc}; {consequence}") from None
+
     def __repr__(self) -> str:
         return f"ManifestSigner({self.fingerprint})"
 

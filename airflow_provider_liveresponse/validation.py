@@ -54,6 +54,20 @@ def duration(
     return seconds
 
 
+def rendered_number(text: str) -> Any:
+    """A rendered template's number (``"900"``, ``"12.5"``; ``"None"``, ``"null"`` or empty: None), for a DAG
+    that renders templates as text; other text is returned unchanged for the field's check to refuse by name."""
+    stripped = text.strip()
+    if stripped in ("", "None", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(stripped)
+        except ValueError:
+            continue
+    return text
+
+
 def optional_duration(
     value: Any,
     field: str,

@@ -204,7 +204,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
             if isinstance(value, str) and templated_allowed and "{{" in value:
                 continue
             if isinstance(value, str) and not templated_allowed:
-                value = _number(value)  # rendered text (a DAG without render_template_as_native_obj)
+                value = validation.rendered_number(value)  # rendered text (a DAG without render_template_as_native_obj)
             try:
                 setattr(self, name, check(value, name))
             except ValueError as exc:
@@ -258,10 +258,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
             return None
         from airflow_provider_liveresponse.signing import ManifestSigner
 
-        try:
-            return ManifestSigner.from_connection(self.signing_conn_id)
-        except LiveResponseConfigError as exc:
-            raise type(exc)(f"Task {self.task_id}: signing_conn_id: {exc}; nothing was submitted") from None
+        return ManifestSigner.for_task(self.signing_conn_id, self.task_id, "nothing was submitted")
 
     def _resolve(self, hook: LiveResponseHook, target: tuple[str, Any], table: OutcomeTable) -> list[Machine]:
         """The target's devices; names and ids that found no single device go into the table."""
@@ -332,20 +329,6 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
             sum(len(s.actions) for s in states.values()),
         )
         sweep.run()
-
-
-def _number(text: str) -> Any:
-    """A rendered template's number (``"900"``, ``"12.5"``, ``"None"``); other text is returned for the check to
-    refuse naming the field."""
-    stripped = text.strip()
-    if stripped in ("", "None", "null"):
-        return None
-    for kind in (int, float):
-        try:
-            return kind(stripped)
-        except ValueError:
-            continue
-    return text
 
 
 __all__ = ["DEFAULT_PICKUP_TIMEOUT", "FleetLiveResponseOperator"]

@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 
     from airflow_provider_liveresponse.hooks.live_response import LiveResponseHook
     from airflow_provider_liveresponse.hooks.result_reader import ResultReader
-    from airflow_provider_liveresponse.signing import ManifestSigner
     from airflow_provider_liveresponse.transfers.destination import Target
     from airflow_provider_liveresponse.transfers.gzip_stream import Streamed
 
@@ -188,8 +187,10 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
     # -- execute ----------------------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_liveresponse.signing import ManifestSigner
+
         self._settings = settings = self._checked()
-        signer = self._signer(settings)
+        signer = ManifestSigner.for_task(settings.signing_conn_id, self.task_id, "nothing was copied")
         self._check_retention(settings)
         hook = self._hook()
         action = hook.get_machine_action(settings.action_id)
@@ -237,17 +238,6 @@ class LiveResponseToObjectStorageOperator(BaseOperator):
         locked = lock_case(stored, settings.retention, now)
         until = settings.retention.until(now).isoformat(timespec="seconds")
         self.log.info("Locked %d objects for %s until %s", len(locked), settings.retention.describe(), until)
-
-    def _signer(self, settings: TransferSettings) -> ManifestSigner | None:
-        """The manifest signer of ``signing_conn_id`` (None without it); a bad key fails naming the connection."""
-        if settings.signing_conn_id is None:
-            return None
-        from airflow_provider_liveresponse.signing import ManifestSigner
-
-        try:
-            return ManifestSigner.from_connection(settings.signing_conn_id)
-        except LiveResponseConfigError as exc:
-            raise type(exc)(f"Task {self.task_id}: signing_conn_id: {exc}; nothing was copied") from None
 
     def _stream(self, reader: ResultReader, temp: Target, described: str, *, keep_transcript: bool) -> Streamed:
         """The copy of one blob (see :meth:`.collect.ResultCollector.stream`; a benchmark wraps it)."""
