@@ -70,7 +70,17 @@ def read_blob_properties(
     """
     for attempt in range(2):
         link = link_factory()
-        response = session.head(link, timeout=timeout, allow_redirects=False)
+        try:
+            response = session.head(link, timeout=timeout, allow_redirects=False)
+        except _STREAM_ERRORS as exc:  # its text holds the whole link, signature included: name its type only
+            raise LiveResponseApiError(
+                f"The blob host did not answer for the properties of result {index} of action {action_id} at "
+                f"{redact_url(link)} ({type(exc).__name__}). Check the network path to MDE's blob storage (proxy, "
+                "firewall), then rerun the task",
+                action_id=action_id,
+                method="HEAD",
+                path=redact_url(link),
+            ) from None
         response.close()
         if response.status_code == 403 and attempt == 0:
             continue

@@ -81,6 +81,22 @@ def test_the_blob_host_answers_head_with_length_and_content_md5_and_no_body(
     assert after["blob_body_bytes"] == before["blob_body_bytes"]
 
 
+def test_a_blob_host_that_resets_the_head_fails_naming_the_action_never_the_link(
+    simulator: Simulator, sim_conn: str, actions: Actions
+) -> None:
+    from airflow_provider_liveresponse.exceptions import LiveResponseApiError
+
+    action_id = actions.finish([GetFile(FILE)])
+    simulator.state.faults.set("blob", reset_rate=1.0)
+    with pytest.raises(LiveResponseApiError) as info:
+        LiveResponseHook(sim_conn).get_result_properties(action_id, 0)
+    message = str(info.value)
+    assert action_id in message
+    assert "sig=" not in message
+    assert "se=" not in message
+    assert info.value.__cause__ is None and info.value.__suppress_context__  # no traceback of requests' own text
+
+
 def test_an_identical_rerun_downloads_no_blob_body(
     simulator: Simulator, sim_conn: str, actions: Actions, tmp_path: Path
 ) -> None:
