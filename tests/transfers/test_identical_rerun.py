@@ -94,7 +94,8 @@ def test_a_blob_host_that_resets_the_head_fails_naming_the_action_never_the_link
     assert action_id in message
     assert "sig=" not in message
     assert "se=" not in message
-    assert info.value.__cause__ is None and info.value.__suppress_context__  # no traceback of requests' own text
+    assert info.value.__cause__ is None  # no traceback of requests' own text
+    assert info.value.__suppress_context__
 
 
 def test_an_identical_rerun_downloads_no_blob_body(
