@@ -116,6 +116,8 @@ class AirflowServer:
         #: triggerer component name -> its job id (known after :meth:`start` when there are several).
         self.triggerer_jobs: dict[str, int] = {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: What :meth:`query` raises when the database is busy or not there yet.
+        self.query_errors: tuple[type[Exception], ...] = (sqlite3.Error,)
         self._session = requests.Session()
         self._token: str | None = None
 
@@ -150,18 +152,36 @@ class AirflowServer:
         several = sum(command == "triggerer" for command in self.commands.values()) > 1
         for name, command in self.commands.items():
             known = self._triggerer_job_ids() if several and command == "triggerer" else set()
-            with (self.component_logs / f"{name}.log").open("wb") as out:
-                self.processes[name] = subprocess.Popen(  # noqa: S603 - this interpreter's airflow
-                    [sys.executable, "-m", "airflow", command],
-                    env={**self.env, **self.component_env.get(name, {})},
-                    cwd=self.home,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
+            self.start_component(name)
             if several and command == "triggerer":
                 self.triggerer_jobs[name] = self._wait_for_new_job(known, name, job_timeout)
+
+    def start_component(self, name: str) -> None:
+        """Start one component (again, after :meth:`kill`), its output appended to its log file."""
+        with (self.component_logs / f"{name}.log").open("ab") as out:
+            self.processes[name] = subprocess.Popen(  # noqa: S603 - this interpreter's airflow
+                [sys.executable, "-m", "airflow", *self.commands[name].split()],
+                env={**self.env, **self.component_env.get(name, {})},
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL, timeout: float = 60) -> None:
+        """Send ``sig`` to a component's whole process group (SIGKILL: as a container dies) and wait until the
+        group is gone; the component can be started again with :meth:`start_component`."""
+        process = self.processes[name]
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGCONT)
+            os.killpg(process.pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (process.poll() is None or _group_members(process.pid)):
+            time.sleep(0.2)
+        if _group_members(process.pid):
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
     def _triggerer_job_ids(self) -> set[int]:
         return {int(row["id"]) for row in self.query("SELECT id FROM job WHERE job_type = 'TriggererJob'")}
@@ -170,7 +190,7 @@ class AirflowServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive()
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*self.query_errors):
                 new = self._triggerer_job_ids() - known
                 if new:
                     return max(new)
@@ -269,7 +289,7 @@ class AirflowServer:
         return response.json() if response.content else None
 
     # -- the metadata database -------------------------------------------------------------------------------
-    def query(self, sql: str, *params: Any) -> list[sqlite3.Row]:
+    def query(self, sql: str, *params: Any) -> list[Any]:
         """Read the metadata database directly (read-only, one short statement)."""
         connection = sqlite3.connect(f"file:{self.db_file}?mode=ro", uri=True, timeout=10)
         try:
@@ -383,7 +403,7 @@ class Observer:
         try:
             rows = self.server.query(_SAMPLE)
             triggers = self.server.query(_TRIGGERS)
-        except sqlite3.Error as error:
+        except self.server.query_errors as error:
             self.seen.errors.append(repr(error))
             return
         seen = self.seen
@@ -403,7 +423,7 @@ class Observer:
             self._see_trigger(row, None)
         seen.pool_peak = max(seen.pool_peak, occupied)
 
-    def _see_trigger(self, row: sqlite3.Row, task: TaskKey | None) -> None:
+    def _see_trigger(self, row: Any, task: TaskKey | None) -> None:
         key = (int(row["trigger_id"]), str(row["created_date"]))
         known = self.seen.triggers.get(key)
         if known is None:
