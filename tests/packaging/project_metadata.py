@@ -23,8 +23,8 @@ INSTALL_HINT = f"pip install '{PROJECT}[simulator]'"
 #: builds the form they are there, and Airflow's providers manager skips the widgets when they are missing (as for
 #: apache-airflow-providers-http, which does the same).
 UI_ONLY_MODULES = frozenset({"flask_appbuilder", "flask_babel", "wtforms"})
-#: What the provider or the test kit imports inside a function only, from an optional extra (module prefix: extra): that extra must
-#: declare it. The function is called only by the package itself (the OpenLineage provider calls
+#: What the provider (or the test kit) imports inside a function only, from an optional extra (module prefix:
+#: extra): that extra must declare it. The function is called only by the package itself (the OpenLineage provider calls
 #: get_openlineage_facets_on_complete), so the provider works without the extra.
 OPTIONAL_MODULES = {"airflow.providers.openlineage": "openlineage", "psycopg2": "distributed", "redis": "distributed"}
 
