@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_provider_liveresponse.constants import CLOUDS, DEFAULT_CLOUD
+from airflow_provider_liveresponse import validation
+from airflow_provider_liveresponse.constants import CLOUDS, DEFAULT_CLOUD, READ_CALLS_PER_HOUR, READ_CALLS_PER_MINUTE
 from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
 
 if TYPE_CHECKING:
@@ -28,7 +29,10 @@ EXTRA_FIELDS = (
     "certificate_pem",
     "certificate_thumbprint",
     "ca_bundle",
+    "read_share",
 )
+#: ``read_share`` when the connection does not set it: one polling process may use all of MDE's read limits.
+DEFAULT_READ_SHARE = 1.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,8 @@ class ConnectionSettings:
     certificate_pem: str | None = field(default=None, repr=False)
     certificate_thumbprint: str | None = None
     ca_bundle: str | None = None
+    #: The fraction of MDE's per-tenant read limits one polling process (a triggerer, a fleet sweep) may use.
+    read_share: float = DEFAULT_READ_SHARE
 
     @property
     def verify(self) -> str | bool:
@@ -100,6 +106,7 @@ class ConnectionSettings:
 
         secret, cert_pem, thumbprint = _credential(where, conn.password or None, extra)
         ca_bundle = _ca_bundle(where, extra)
+        read_share = _read_share(where, extra)
         return cls(
             conn_id=conn_id,
             client_id=client_id,
@@ -113,6 +120,7 @@ class ConnectionSettings:
             certificate_pem=cert_pem,
             certificate_thumbprint=thumbprint.upper() if thumbprint else None,
             ca_bundle=str(Path(ca_bundle).expanduser()) if ca_bundle else None,
+            read_share=read_share,
         )
 
 
@@ -196,6 +204,24 @@ def _ca_bundle(where: str, extra: Mapping[str, Any]) -> str | None:
             "of the CA certificates to trust, or remove it to use the system's store."
         )
     return ca_bundle
+
+
+def _read_share(where: str, extra: Mapping[str, Any]) -> float:
+    """The extra field read_share: a number, or its text (Airflow 3.1's form stores text); default 1."""
+    value = extra.get("read_share")
+    if isinstance(value, str):
+        value = validation.rendered_number(value)
+    if value is None:
+        return DEFAULT_READ_SHARE
+    try:
+        return validation.fraction(value, "extra field read_share")
+    except LiveResponseConfigError as exc:
+        raise type(exc)(
+            f"{where}: {exc}. It is the fraction of MDE's per-tenant read limits ({READ_CALLS_PER_MINUTE} a "
+            f"minute, {READ_CALLS_PER_HOUR:,} an hour) one polling process may use: set it to 1 / (the triggerers "
+            "+ fleet sweeps that may run at once on this tenant), for example 0.25 for two triggerers and two "
+            "sweeps, or remove it for 1."
+        ) from None
 
 
 def _url(where: str, name: str, value: Any) -> str | None:

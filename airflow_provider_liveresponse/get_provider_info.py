@@ -66,6 +66,13 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "(a TLS-inspecting proxy, or the simulator).",
         "schema": {"type": ["string", "null"]},
     },
+    "read_share": {
+        "label": "Read share",
+        "description": "Fraction (more than 0, at most 1; default 1) of MDE's per-tenant read limits (100 calls "
+        "a minute, 1,500 an hour) that one polling process (each triggerer, each fleet sweep) may use: "
+        "1 / (triggerers + fleet sweeps that may run at once on this tenant).",
+        "schema": {"type": ["number", "null"], "default": 1, "exclusiveMinimum": 0, "maximum": 1},
+    },
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
@@ -81,6 +88,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "certificate_path": "/opt/airflow/secrets/mde-app.pem",
         "certificate_thumbprint": "40 hex characters",
         "ca_bundle": "/etc/ssl/certs/corporate-ca.pem",
+        "read_share": "1 (or 1 / (triggerers + fleet sweeps))",
     },
 }
 

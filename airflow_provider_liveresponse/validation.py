@@ -196,6 +196,17 @@ def optional_datetime(value: Any, field: str) -> datetime | None:
     return value
 
 
+def fraction(value: Any, field: str) -> float:
+    """A share of a whole: a finite number more than 0 and at most 1 (booleans, text and None are refused)."""
+    if not _is_number(value):
+        raise LiveResponseParameterTypeError(
+            f"{field} must be a number more than 0 and at most 1, got {value!r:.80} ({type(value).__name__})"
+        )
+    if not math.isfinite(value) or not 0 < value <= 1:
+        raise LiveResponseConfigError(f"{field} must be a number more than 0 and at most 1; got {value!r}")
+    return float(value)
+
+
 __all__ = [
     "action_id",
     "choice",
@@ -203,6 +214,7 @@ __all__ = [
     "count",
     "duration",
     "flag",
+    "fraction",
     "machine_id",
     "optional_datetime",
     "optional_duration",

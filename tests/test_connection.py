@@ -136,3 +136,24 @@ def test_ca_bundle_becomes_verify(tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("x")
     assert ConnectionSettings.from_connection(make({"ca_bundle": str(ca)})).verify == str(ca)
+
+
+def test_read_share_defaults_to_all_of_mdes_read_limits() -> None:
+    assert ConnectionSettings.from_connection(make()).read_share == 1.0
+    assert ConnectionSettings.from_connection(make({"read_share": None})).read_share == 1.0
+    assert ConnectionSettings.from_connection(make({"read_share": ""})).read_share == 1.0
+
+
+@pytest.mark.parametrize(("given", "share"), [(0.5, 0.5), (1, 1.0), ("0.25", 0.25), (" 1 ", 1.0)])
+def test_read_share_is_a_number_or_the_text_of_one_as_airflow_31s_form_stores_it(given: Any, share: float) -> None:
+    assert ConnectionSettings.from_connection(make({"read_share": given})).read_share == share
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", "half", "nan", True, [0.5]])
+def test_a_bad_read_share_names_the_field_and_the_fix(bad: Any) -> None:
+    with pytest.raises(LiveResponseConfigError) as info:
+        ConnectionSettings.from_connection(make({"read_share": bad}))
+    message = str(info.value)
+    assert message.startswith("Connection 'mde_test': extra field read_share must be a number more than 0")
+    assert "1 / (the triggerers + fleet sweeps that may run at once on this tenant)" in message
+    assert "s3cret" not in message

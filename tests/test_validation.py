@@ -138,3 +138,20 @@ def test_optional_datetime_takes_a_datetime_or_none() -> None:
 def test_optional_datetime_refuses_text_numbers_and_dates_as_a_type_error(bad: object) -> None:
     with pytest.raises(LiveResponseParameterTypeError, match="created_after must be a datetime"):
         validation.optional_datetime(bad, "created_after")
+
+
+@pytest.mark.parametrize("good", [1, 1.0, 0.5, 0.001, 1 / 3])
+def test_fraction_accepts_a_number_more_than_0_and_at_most_1(good: float) -> None:
+    assert validation.fraction(good, "read_share") == float(good)
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, 1.01, 2, math.nan, math.inf])
+def test_fraction_refuses_0_negatives_more_than_1_nan_and_infinities(bad: float) -> None:
+    with pytest.raises(LiveResponseConfigError, match=r"read_share must be a number more than 0 and at most 1"):
+        validation.fraction(bad, "read_share")
+
+
+@pytest.mark.parametrize("bad", ["0.5", None, True, [0.5]])
+def test_fraction_refuses_non_numbers_as_a_type_error_naming_the_field(bad: object) -> None:
+    with pytest.raises(LiveResponseParameterTypeError, match="read_share"):
+        validation.fraction(bad, "read_share")
