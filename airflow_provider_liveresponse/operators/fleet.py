@@ -78,8 +78,11 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         sweep's last pickup_timeout, so their waits overlap the fresh devices' work (None: the listing's order).
     :param submissions_per_minute: the sweep's submission rate (MDE allows 10 a minute per tenant).
     :param max_concurrent_sessions: the sweep's sessions at once (MDE allows 25, or 50).
-    :param read_calls_per_minute: reads of machine actions per minute for polling (MDE: 100 per read API).
-    :param read_calls_per_hour: and per hour (MDE: 1,500): polling is stretched to stay within half of it.
+    :param read_calls_per_minute: MDE's reads of machine actions a minute per tenant (100 per read API), multiplied
+        by the connection's ``read_share`` (default 1; 1 / (triggerers + fleet sweeps that may run at once on the
+        tenant)): with read_share 0.25 the sweep's polling makes at most 25 reads a minute.
+    :param read_calls_per_hour: and an hour (MDE: 1,500), multiplied by ``read_share`` the same way: polling is
+        stretched to stay within half of the result. The start-of-sweep log line gives both budgets in use.
     :param poll_interval: the shortest time between two polls of the actions in flight.
     :param fail_on: outcomes that fail the task at the end (default: any failed device).
     :param destination: where each collected device's results go (``s3://...``, ``file://...`` or an
@@ -318,17 +321,30 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
             poll_interval=self.poll_interval,
         )
         limiter = SubmissionLimiter(self.submissions_per_minute, self.clock)
-        polls = ReadBudget("machineactions", self.read_calls_per_minute, self.read_calls_per_hour, self.clock)
+        share = hook.settings.read_share
+        per_minute, per_hour = _shared(self.read_calls_per_minute, share), _shared(self.read_calls_per_hour, share)
+        polls = ReadBudget("machineactions", per_minute, per_hour, self.clock)
         sweep = Sweep(hook, settings, limiter, polls, table, self.clock, self.sleep, evidence)
         sweep.start(plan.submit, states)
         self.log.info(
-            "Fleet sweep: %d device(s) to submit, %d reattached, %d skipped; %d of the sweep's actions found in MDE",
+            "Fleet sweep: %d device(s) to submit, %d reattached, %d skipped; %d of the sweep's actions found in MDE; "
+            "reads of machine actions at most %d a minute and %d an hour (read_share %g of %d and %d)",
             len(sweep.queue),
             len(sweep.flights),
             len(plan.skipped),
             sum(len(s.actions) for s in states.values()),
+            per_minute,
+            per_hour,
+            share,
+            self.read_calls_per_minute,
+            self.read_calls_per_hour,
         )
         sweep.run()
+
+
+def _shared(budget: int, share: float) -> int:
+    """The connection's ``read_share`` of a read budget, in whole calls (at least one)."""
+    return max(1, math.floor(budget * share + 1e-9))
 
 
 __all__ = ["DEFAULT_PICKUP_TIMEOUT", "FleetLiveResponseOperator"]

@@ -224,3 +224,36 @@ def test_a_signing_connection_signs_every_devices_manifest_and_verify_checks_the
     assert not verify(evidence.as_uri(), public_key=key.public_key()).ok  # the signature covers the exact bytes
     secret_line = private_pem(key).splitlines()[1]
     assert secret_line not in str(dags.xcom(run, "sweep"))
+
+
+def test_the_sweeps_read_budgets_are_the_connections_read_share_of_mdes(
+    simulator_factory: Callable[..., Simulator],
+    dags: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from airflow_provider_liveresponse.auth import reset_token_providers
+    from airflow_provider_liveresponse.fleet import limiter
+
+    sim = simulator_factory(speed=SPEED, fleet={"devices": 10, "offline_fraction": 0.0})
+    conn = sim.connection_dict()
+    conn["extra"]["read_share"] = 0.25  # two triggerers and two sweeps on the tenant
+    monkeypatch.setenv("AIRFLOW_CONN_MDE_LIVE_RESPONSE_DEFAULT", json.dumps(conn))
+    reset_token_providers()
+    budgets: list[tuple[int, int]] = []
+
+    class RecordedBudget(limiter.ReadBudget):
+        def __init__(self, api: str, per_minute: int, per_hour: int, clock: Callable[[], float]) -> None:
+            budgets.append((per_minute, per_hour))
+            super().__init__(api, per_minute, per_hour, clock)
+
+    monkeypatch.setattr(limiter, "ReadBudget", RecordedBudget)
+    run = dags.run(SWEEP, prelude=PRELUDE)
+
+    assert dags.states(run) == {("sweep", -1): "success"}
+    assert budgets == [(100 * int(SPEED) // 4, 1500 * int(SPEED) // 4)]
+    assert dags.xcom(run, "sweep")["counts"]["collected"] == 10
+    assert (
+        "reads of machine actions at most 15000 a minute and 225000 an hour (read_share 0.25 of 60000 and 900000)"
+        in capsys.readouterr().out
+    )
