@@ -31,6 +31,9 @@ EXTRA_FIELDS = (
     "ca_bundle",
     "read_share",
 )
+#: Extra fields for a simulator only (not in the connection form): ``simulator_speed``, how many times faster than
+#: real time its clock runs, set by the bundled simulator's connection.
+SIMULATOR_FIELDS = ("simulator_speed",)
 #: ``read_share`` when the connection does not set it: one polling process may use all of MDE's read limits.
 DEFAULT_READ_SHARE = 1.0
 
@@ -53,6 +56,9 @@ class ConnectionSettings:
     ca_bundle: str | None = None
     #: The fraction of MDE's per-tenant read limits one polling process (a triggerer, a fleet sweep) may use.
     read_share: float = DEFAULT_READ_SHARE
+    #: How many times faster than real time the API's clock runs: 1 for MDE; a simulator running fast sets its
+    #: speed, so that budgets of MDE's per-minute and per-hour limits are counted on its clock.
+    simulator_speed: float = 1.0
 
     @property
     def verify(self) -> str | bool:
@@ -107,6 +113,7 @@ class ConnectionSettings:
         secret, cert_pem, thumbprint = _credential(where, conn.password or None, extra)
         ca_bundle = _ca_bundle(where, extra)
         read_share = _read_share(where, extra)
+        simulator_speed = _simulator_speed(where, extra)
         return cls(
             conn_id=conn_id,
             client_id=client_id,
@@ -121,6 +128,7 @@ class ConnectionSettings:
             certificate_thumbprint=thumbprint.upper() if thumbprint else None,
             ca_bundle=str(Path(ca_bundle).expanduser()) if ca_bundle else None,
             read_share=read_share,
+            simulator_speed=simulator_speed,
         )
 
 
@@ -221,6 +229,22 @@ def _read_share(where: str, extra: Mapping[str, Any]) -> float:
             f"minute, {READ_CALLS_PER_HOUR:,} an hour) one polling process may use: set it to 1 / (the triggerers "
             "+ fleet sweeps that may run at once on this tenant), for example 0.25 for two triggerers and two "
             "sweeps, or remove it for 1."
+        ) from None
+
+
+def _simulator_speed(where: str, extra: Mapping[str, Any]) -> float:
+    """The extra field simulator_speed (only for a simulator whose clock runs fast): a positive number; default 1."""
+    value = extra.get("simulator_speed")
+    if isinstance(value, str):
+        value = validation.rendered_number(value)
+    if value is None:
+        return 1.0
+    try:
+        return validation.duration(value, "extra field simulator_speed")
+    except LiveResponseConfigError as exc:
+        raise type(exc)(
+            f"{where}: {exc}. It is only for a simulator whose clock runs that many times faster than real time "
+            "(the bundled simulator's connection sets it); remove it for Microsoft Defender for Endpoint."
         ) from None
 
 

@@ -157,3 +157,20 @@ def test_a_bad_read_share_names_the_field_and_the_fix(bad: Any) -> None:
     assert message.startswith("Connection 'mde_test': extra field read_share must be a number more than 0")
     assert "1 / (the triggerers + fleet sweeps that may run at once on this tenant)" in message
     assert "s3cret" not in message
+
+
+def test_simulator_speed_defaults_to_real_time_and_the_bundled_simulator_sets_its_own() -> None:
+    from airflow_provider_liveresponse.simulator.server import Simulator
+
+    assert ConnectionSettings.from_connection(make()).simulator_speed == 1.0
+    assert ConnectionSettings.from_connection(make({"simulator_speed": "60"})).simulator_speed == 60.0
+    assert Simulator(speed=25.0).connection_extra()["simulator_speed"] == 25.0
+
+
+@pytest.mark.parametrize("bad", [0, -2, "fast", "inf", True])
+def test_a_bad_simulator_speed_names_the_field_and_says_it_is_for_a_simulator(bad: Any) -> None:
+    with pytest.raises(LiveResponseConfigError) as info:
+        ConnectionSettings.from_connection(make({"simulator_speed": bad}))
+    message = str(info.value)
+    assert message.startswith("Connection 'mde_test': extra field simulator_speed must be")
+    assert "remove it for Microsoft Defender for Endpoint" in message

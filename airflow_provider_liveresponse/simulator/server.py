@@ -322,6 +322,8 @@ class Simulator:
             "authority_url": self.authority_url,
             "ca_bundle": str(self.ca_file),
             "cloud": "commercial",
+            # Budgets of MDE's per-minute and per-hour limits (the triggers' polling) count on this clock.
+            "simulator_speed": self.clock.speed,
         }
 
     def connection_dict(self) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Every waiting :class:`MachineActionTrigger` of one connection registers here; on
 their actions in one listing call per 100 ids (``id in (...)``) per interval, so the calls do not grow with each
 waiting trigger. MDE's read limits (100 calls a minute, 1,500 an hour) are per tenant and shared by every triggerer
 and fleet sweep of a deployment: the poller stretches its interval so that its own calls stay within the
-connection's ``read_share`` of both (:func:`read_plan`).
+connection's ``read_share`` of both (:func:`read_plan`). It polls once per interval whoever registers in between
+(a new action joins the next poll), so a triggerer's listing calls per interval are its pages, never more.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ class PollPlan:
     share: float
     asked: float
     shortest: float
+    #: The API's clock over real time (``simulator_speed``; 1 for MDE): the limits are per minute of that clock.
+    speed: float = 1.0
 
     @property
     def interval(self) -> float:
@@ -68,18 +71,22 @@ class PollPlan:
         return self.share * READ_CALLS_PER_HOUR
 
 
-def read_plan(asked: float, waiting: int, share: float) -> PollPlan:
+def read_plan(asked: float, waiting: int, share: float, speed: float = 1.0) -> PollPlan:
     """The plan of a poll of ``waiting`` actions, one listing call per :data:`MAX_IDS_PER_FILTER` ids: the interval
     ``asked``, at least ``pages x 60 / (share x 100)`` and ``pages x 3600 / (share x 1500)`` seconds.
 
     Counted from the end of a poll to the start of the next, such an interval keeps the poller's calls within the
-    share in every sliding minute and hour while the number of waiting actions stays the same."""
+    share in every sliding minute and hour while the number of waiting actions stays the same. Against a simulator
+    whose clock runs ``speed`` times faster, its minute and hour last ``1 / speed`` of real ones."""
     pages = math.ceil(waiting / MAX_IDS_PER_FILTER)
-    shortest = max(
-        pages * 60.0 / (share * READ_CALLS_PER_MINUTE),
-        pages * 3600.0 / (share * READ_CALLS_PER_HOUR),
+    shortest = (
+        max(
+            pages * 60.0 / (share * READ_CALLS_PER_MINUTE),
+            pages * 3600.0 / (share * READ_CALLS_PER_HOUR),
+        )
+        / speed
     )
-    return PollPlan(waiting=waiting, pages=pages, share=share, asked=asked, shortest=shortest)
+    return PollPlan(waiting=waiting, pages=pages, share=share, asked=asked, shortest=shortest, speed=speed)
 
 
 @dataclass
@@ -87,7 +94,6 @@ class _Waiter:
     action_id: str
     interval: float
     queue: asyncio.Queue[MachineAction | BaseException] = field(default_factory=asyncio.Queue)
-    polled: bool = False
     misses: int = 0
 
 
@@ -118,6 +124,7 @@ class ActionPoller:
         self._wake = asyncio.Event()
         #: The connection's read_share, known once a poll has read the connection (through the hook).
         self._share: float | None = None
+        self._speed = 1.0
         self._stretched = False
         self.polls = 0
 
@@ -147,7 +154,7 @@ class ActionPoller:
         """The plan of the next poll of the actions waiting now."""
         ids = {w.action_id for w in self._waiters.values()}
         asked = min((w.interval for w in self._waiters.values()), default=30.0)
-        return read_plan(asked, len(ids), self._share or DEFAULT_READ_SHARE)
+        return read_plan(asked, len(ids), self._share or DEFAULT_READ_SHARE, self._speed)
 
     async def _run(self) -> None:
         failures = 0
@@ -155,10 +162,9 @@ class ActionPoller:
         while self._waiters:
             self._wake.clear()
             if last_poll is not None:
-                plan = self.plan()
-                # A new registration is polled early, but never sooner than the read share allows.
-                gap = plan.shortest if self._has_unpolled() else plan.interval
-                delay = last_poll + gap - self._clock()
+                # One poll per interval, whoever registers meanwhile: a new registration joins the next poll, so
+                # a triggerer's reads never exceed one poll per interval (and its read share).
+                delay = last_poll + self.plan().interval - self._clock()
                 if delay > 0:
                     await self._pause(delay)
                     continue
@@ -179,11 +185,10 @@ class ActionPoller:
         """One poll of every waiting action; returns the failed polls in a row."""
         waiters = list(self._waiters.values())
         ids = sorted({w.action_id for w in waiters})
-        for waiter in waiters:
-            waiter.polled = True  # a failed poll too: the retry waits the interval
         try:
             actions = await self._hook.get_machine_actions(ids)
-            self._share = (await self._hook.settings()).read_share  # read once per hook: no API call
+            settings = await self._hook.settings()  # read once per hook: no API call
+            self._share, self._speed = settings.read_share, settings.simulator_speed
         except Exception as caught:
             # A failed poll; an unforeseen error (a bug) too must not end this task silently, or every waiting
             # trigger would hang until its deadline: it counts as a failed poll and reaches the waiters.
@@ -254,9 +259,6 @@ class ActionPoller:
                 plan.per_minute,
                 plan.per_hour,
             )
-
-    def _has_unpolled(self) -> bool:
-        return any(not w.polled for w in self._waiters.values())
 
 
 _POLLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, ActionPoller]] = weakref.WeakKeyDictionary()

@@ -105,7 +105,7 @@ class SimulatedTime:
         return self.sim.clock.time()
 
     async def sleep(self, seconds: float) -> None:
-        if self.free_running:
+        if self.free_running or seconds < 1e-6:  # a rounding error's pause is no pause
             self.sim.clock.advance(max(seconds, 0.0))
             await asyncio.sleep(0)
             return
@@ -131,6 +131,7 @@ def still(simulator_factory: Callable[..., Simulator]) -> Simulator:
 
 def use_connection(sim: Simulator, monkeypatch: pytest.MonkeyPatch, read_share: float | None) -> None:
     conn = sim.connection_dict()
+    conn["extra"].pop("simulator_speed")  # these tests hand the poller the simulator's clock itself
     if read_share is not None:
         conn["extra"]["read_share"] = read_share
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
@@ -224,7 +225,7 @@ async def test_the_poller_says_once_when_it_stops_stretching(
     assert again.startswith(f"Polling 50 waiting action(s) on connection {CONN_ID} every 5.0 s again, as asked")
 
 
-async def test_a_new_registration_is_polled_early_but_not_sooner_than_the_share_allows(
+async def test_a_new_registration_joins_the_next_poll_never_a_second_poll_within_the_interval(
     still: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_connection(still, monkeypatch, read_share=0.5)
@@ -239,19 +240,21 @@ async def test_a_new_registration_is_polled_early_but_not_sooner_than_the_share_
 
     monkeypatch.setattr(LiveResponseAsyncHook, "get_machine_actions", timed)
     poller = ActionPoller(CONN_ID, LiveResponseAsyncHook, clock=clock, sleep=clock.sleep)
-    token, queue = poller.register(first, 600.0)
+    token, queue = poller.register(first, 60.0)
     await run_until(poller, lambda: clock.paused_until is not None, [queue])
-    assert clock.paused_until == pytest.approx(moments[0] + 600.0, abs=0.01)
+    assert clock.paused_until == pytest.approx(moments[0] + 60.0, abs=0.01)
     still.clock.advance(1.0)
-    other, other_queue = poller.register(second, 600.0)
-    await run_until(poller, lambda: clock.paused_until is not None and clock.paused_until < moments[0] + 600, [])
+    other, other_queue = poller.register(second, 60.0)
+    # The registration wakes the loop, which pauses again until the same moment: no poll in between.
+    await run_until(poller, lambda: clock.paused_until is not None and not poller._wake.is_set(), [])
+    assert len(moments) == 1
+    assert clock.paused_until == pytest.approx(moments[0] + 60.0, abs=0.01)
     clock.end_pause()
     await run_until(poller, lambda: poller.polls >= 2, [queue, other_queue])
     await stop(poller, [token, other])
 
-    # The second action is not left for the 600 s asked, nor polled at once: 1 call at read_share 0.5 (750 an hour)
-    # may go every 4.8 s.
-    assert moments[1] - moments[0] == pytest.approx(3600 / 750, abs=0.01)
+    assert moments[1] - moments[0] == pytest.approx(60.0, abs=0.01)
+    assert len(moments) == 2
 
 
 async def test_the_async_hook_reads_the_connection_once_not_at_every_poll(
@@ -302,3 +305,10 @@ async def test_without_read_share_a_poller_may_use_all_of_mdes_read_limits(
     assert plan.interval == pytest.approx(3 * 3600 / 1500)  # 3 calls a poll, 1,500 calls an hour
     gaps = [later - earlier for earlier, later in itertools.pairwise(moments[:5])]
     assert gaps == pytest.approx([3 * 3600 / 1500] * 4, abs=0.01)
+
+
+def test_against_a_fast_simulator_the_budget_counts_on_its_clock() -> None:
+    # 200 waiting actions at read_share 1: 2 calls a poll may go every 4.8 s against MDE, every 0.08 s against a
+    # simulator 60 times faster (its hour is one real minute).
+    assert read_plan(0.01, 200, 1.0).interval == pytest.approx(4.8)
+    assert read_plan(0.01, 200, 1.0, speed=60.0).interval == pytest.approx(0.08)
