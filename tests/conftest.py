@@ -37,10 +37,14 @@ def fresh_secrets_masker() -> None:
     """Each test starts with an empty Airflow secrets masker, as each task process does. Airflow's masker compiles
     one regular expression of every secret registered so far at each registration: carried over the whole suite (a
     few thousand result links' signatures), a registration took about a second late in the run, and the fleet
-    tests' result links (3 real seconds at 600x) expired while their stores registered them."""
+    tests' result links (3 real seconds at 600x) expired while their stores registered them. The provider's budget of
+    links registered per process starts again with it."""
     from airflow.sdk._shared.secrets_masker import reset_secrets_masker
 
+    from airflow_provider_liveresponse.secrets import reset_masked_links
+
     reset_secrets_masker()
+    reset_masked_links()
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,19 @@ if TYPE_CHECKING:
 #: After a 429, the rate is multiplied by this, then grows back by :data:`RECOVERY` of the ceiling per success.
 DECREASE = 0.5
 RECOVERY = 0.1
+#: MDE counts a tenant's submissions in a sliding minute (10 at most): any ``WINDOW`` submissions answered are
+#: kept at least ``WINDOW`` spacings (at the ceiling rate) apart.
+WINDOW = 10
 
 
 class SubmissionLimiter:
-    """A token bucket of burst 1 at ``per_minute`` submissions a minute: :meth:`wait` is how long until the next
-    may go. A 429 (:meth:`throttled`) pauses it for Retry-After and halves the rate; each accepted submission
-    (:meth:`accepted`) brings it back a tenth of the way (multiplicative decrease, additive increase)."""
+    """Submissions at ``per_minute`` a minute, each in its slot of an ideal schedule (one spacing after the previous
+    slot, not after the previous submission, so the loop's lateness does not slow the sweep; after a pause longer
+    than a spacing the schedule starts again from now: burst 1). Catching up never lets MDE see more than
+    ``WINDOW`` in any ``WINDOW`` spacings: a submission also waits until the one ``WINDOW`` back was *answered* that
+    long ago, and MDE counted it before its answer came back, whatever the request's latency. A 429
+    (:meth:`throttled`) pauses for Retry-After and halves the rate; each accepted submission (:meth:`accepted`)
+    brings it back a tenth of the way (multiplicative decrease, additive increase)."""
 
     def __init__(self, per_minute: float, clock: Callable[[], float]) -> None:
         self.ceiling = validation.duration(per_minute, "submissions_per_minute")
@@ -31,6 +38,9 @@ class SubmissionLimiter:
         self.clock = clock
         self.next_at = clock()
         self.throttles = 0
+        self.window = WINDOW * 60.0 / self.ceiling
+        self.answered: deque[float] = deque(maxlen=WINDOW)
+        self._unanswered: float | None = None
 
     @property
     def spacing(self) -> float:
@@ -39,22 +49,42 @@ class SubmissionLimiter:
 
     def wait(self) -> float:
         """Seconds until a submission may go (0: now)."""
-        return max(0.0, self.next_at - self.clock())
+        now = self.clock()
+        self._settle(now)
+        ready = self.next_at
+        if len(self.answered) == WINDOW:
+            ready = max(ready, self.answered[0] + self.window)
+        return max(0.0, ready - now)
 
     def take(self) -> None:
-        """A submission goes now: the next one waits a spacing."""
-        self.next_at = max(self.next_at, self.clock()) + self.spacing
+        """A submission goes now: the next slot is a spacing after this one's (a spacing after now when this one
+        is a spacing or more late)."""
+        now = self.clock()
+        self._settle(now)
+        slot = self.next_at if now < self.next_at + self.spacing else now
+        self.next_at = slot + self.spacing
+        self._unanswered = now
 
     def accepted(self) -> None:
-        """MDE took a submission: the rate recovers a step towards the ceiling."""
+        """MDE took a submission: it counts in MDE's window until a window after now; the rate recovers a step."""
+        self.answered.append(self.clock())
+        self._unanswered = None
         self.rate = min(self.ceiling, self.rate + self.ceiling * RECOVERY)
 
     def throttled(self, retry_after: float | None) -> None:
-        """MDE answered 429: wait Retry-After (a spacing when it gave none) and halve the rate."""
+        """MDE answered 429 (it did not count it): wait Retry-After (a spacing when it gave none), halve the rate."""
+        self._unanswered = None
         self.throttles += 1
         self.rate = max(self.ceiling * 0.05, self.rate * DECREASE)
         pause = retry_after if retry_after is not None and retry_after > 0 else self.spacing
         self.next_at = max(self.next_at, self.clock() + pause)
+
+    def _settle(self, now: float) -> None:
+        """A submission neither accepted nor throttled (MDE refused it otherwise) still counts in MDE's window: its
+        answer came back by now."""
+        if self._unanswered is not None:
+            self.answered.append(now)
+            self._unanswered = None
 
 
 class ReadBudget:
