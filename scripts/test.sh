@@ -2,12 +2,13 @@
 # The whole test suite, as CI runs it: builds one virtual environment per supported Airflow line from the
 # committed lock files (the lowest, 3.1, and the newest, 3.3), then runs ruff once, and mypy and pytest on each
 # line, and the release check (scripts/check_dist.sh: the sdist and wheel build, pass twine check --strict, the
-# wheel imports without extras, the sdist's tests collect) and the system test (pytest -m system: a real Airflow
-# running the example DAGs) on the newest. Tests marked `scale` (many tasks in one DAG run) run on the newest line
+# wheel imports without extras, the sdist's tests collect), the system test (pytest -m system: a real Airflow
+# running the example DAGs) and the distributed test (pytest -m distributed: CeleryExecutor on Redis and Postgres,
+# every component twice, killed during 100-device sweeps) on the newest. Tests marked `scale` (many tasks in one DAG run) run on the newest line
 # only: the older line runs the same code paths in the smaller tests, and there each task takes seconds to start.
 #
-# The two lines run side by side (each line's output prefixed with its name), then the release check beside the
-# system test: most of a test waits on loopback HTTP, a real Airflow or a storage server, so two at once finish in
+# The two lines run side by side (each line's output prefixed with its name), then the release check, the system
+# test and the distributed test side by side: most of a test waits on loopback HTTP, a real Airflow or a storage server, so two at once finish in
 # little more than the longer one (about 60% of one core each, measured). LIVERESPONSE_TEST_JOBS=1 runs them one
 # after the other instead. Extra arguments go to pytest (for example: scripts/test.sh -k hook -x).
 set -euo pipefail
@@ -27,8 +28,8 @@ echo "==> ruff (Airflow $newest environment)"
 
 # line_suite LINE: mypy, then pytest without the system test, in that line's environment.
 line_suite() {
-    local line="$1" venv="$VENV_ROOT/airflow-$1" markers="not system" home rc=0
-    [ "$line" = "$newest" ] || markers="not system and not scale"
+    local line="$1" venv="$VENV_ROOT/airflow-$1" markers="not system and not distributed" home rc=0
+    [ "$line" = "$newest" ] || markers="not system and not distributed and not scale"
     home="$(mktemp -d)"
     echo "==> mypy (Airflow $line)"
     MYPY_CACHE_DIR="$home/.mypy_cache" "$venv/bin/mypy" || rc=1
@@ -46,6 +47,19 @@ system_suite() {
     echo "==> pytest -m system (a real Airflow $newest: API server, scheduler, triggerer, DAG processor)"
     AIRFLOW_HOME="$home" AIRFLOW__CORE__LOAD_EXAMPLES=False \
         "$VENV_ROOT/airflow-$newest/bin/python" -m pytest -m system -o cache_dir="$home/.pytest_cache" \
+        "${pytest_args[@]}" || rc=$?
+    rm -rf "$home"
+    [ "$rc" -eq 0 ] || [ "$rc" -eq 5 ]
+}
+
+# distributed_suite: the distributed system test on the newest line (CeleryExecutor, Redis and Postgres from their
+# wheels, two schedulers, triggerers and workers, components killed during two 100-device sweeps).
+distributed_suite() {
+    local home rc=0
+    home="$(mktemp -d)"
+    echo "==> pytest -m distributed (Airflow $newest on Celery, Redis and Postgres; components killed mid-sweep)"
+    AIRFLOW_HOME="$home" AIRFLOW__CORE__LOAD_EXAMPLES=False \
+        "$VENV_ROOT/airflow-$newest/bin/python" -m pytest -m distributed -o cache_dir="$home/.pytest_cache" \
         "${pytest_args[@]}" || rc=$?
     rm -rf "$home"
     [ "$rc" -eq 0 ] || [ "$rc" -eq 5 ]
@@ -93,6 +107,6 @@ for line in $AIRFLOW_LINES; do
     specs+=("$line line_suite $line")
 done
 side_by_side "${specs[@]}" || status=1
-side_by_side "release release_check" "system system_suite" || status=1
+side_by_side "release release_check" "system system_suite" "distributed distributed_suite" || status=1
 echo "==> the whole suite took $((SECONDS - started)) s: $([ "$status" -eq 0 ] && echo passed || echo FAILED)"
 exit "$status"

@@ -242,7 +242,8 @@ class Api:
     async def list_actions(self, request: Request) -> Response:
         """``GET /api/machineactions`` with ``$filter``, ``$top``, ``$skip``, ``$orderby`` and paging."""
         with self.state.lock:
-            self.state.tick()
+            now = self.state.tick()
+            self.state.action_listings.append((now, request.query_params.get("$filter", "")))
             return self._page(
                 request,
                 "/api/machineactions",

@@ -62,6 +62,9 @@ class SimulatorState:
         #: secret (tests look for them where they must not be, such as logs).
         self.issued_tokens: list[str] = []
         self.issued_links: list[str] = []
+        #: Every listing of machine actions (``GET /api/machineactions``): its simulated time and ``$filter``, so a
+        #: test can tell a poller's ``id in (...)`` pages from the other listings.
+        self.action_listings: list[tuple[float, str]] = []
         now = clock.time()
         self.devices: dict[str, Device] = {device.id: device for device in seed_fleet(now)}
         self.library: dict[str, LibraryFile] = seed_library(now)

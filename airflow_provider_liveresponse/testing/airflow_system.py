@@ -172,7 +172,7 @@ class AirflowServer:
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL, timeout: float = 60) -> None:
         """Send ``sig`` to a component's whole process group (SIGKILL: as a container dies) and wait until the
         group is gone; the component can be started again with :meth:`start_component`."""
-        process = self.processes[name]
+        process = self.processes.pop(name)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGCONT)
             os.killpg(process.pid, sig)
