@@ -111,6 +111,7 @@ def test_connection_helpers_describe_the_simulator(simulator: Simulator) -> None
         "authority_url": simulator.authority_url,
         "ca_bundle": str(simulator.ca_file),
         "cloud": "commercial",
+        "simulator_speed": simulator.clock.speed,
     }
     assert form == {
         "conn_type": "mde_live_response",
