@@ -522,8 +522,9 @@ def test_the_pollers_read_at_most_once_per_interval_per_triggerer(deployment: De
     from airflow_provider_liveresponse.simulator.usage import peak_in_window
 
     # Each triggerer's poller lists every action it waits for (at most 25 here: one page) once per interval. A
-    # triggerer that comes back (SIGCONT, or started again) polls at once, its interval being over: the one interval
-    # after each return may hold that one poll more (the process is then one more for that moment).
+    # triggerer that comes back (SIGCONT, or started again) polls at once, its interval being over: the interval
+    # after a return may hold that one poll more. Here the two returns are seconds apart (SIGCONT, then the other
+    # triggerer's restart), so one interval may hold both.
     window = POLL_INTERVAL * 0.9
     returns = mapped.chaos.triggerer_returns
     assert len(returns) == 2
@@ -533,10 +534,10 @@ def test_the_pollers_read_at_most_once_per_interval_per_triggerer(deployment: De
     around = peak_in_window(polls, window)
     print(
         f"poller listings: {len(polls)}; the most in any {window:g} simulated s: {peak} "
-        f"({around} counting the interval after a triggerer came back)"
+        f"({around} counting the interval after each of the {len(returns)} returns of a triggerer)"
     )
     assert peak <= TRIGGERERS
-    assert around <= TRIGGERERS + 1
+    assert around <= TRIGGERERS + len(returns)
 
 
 def test_the_deployment_stays_inside_the_tenants_limits(deployment: Deployment) -> None:
