@@ -26,9 +26,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: A task instance: (dag_id, run_id, task_id, map_index).
 TaskKey = tuple[str, str, str, int]
@@ -55,6 +58,19 @@ def free_port() -> int:
 
 class AirflowError(RuntimeError):
     """Airflow did not start, or a REST call failed."""
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float, server: AirflowServer) -> Any:
+    """Call ``check`` every half second until it returns something true (an error counts as not yet), and return
+    that; after ``timeout`` seconds raise :class:`AirflowError` naming ``what``, with the components' last lines."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            value = check()
+            if value:
+                return value
+        time.sleep(0.5)
+    raise AirflowError(f"timed out after {timeout:.0f} s waiting for {what}\n{server.tails(60)}")
 
 
 class AirflowServer:

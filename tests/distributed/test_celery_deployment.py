@@ -26,7 +26,6 @@ trigger row or anywhere in Postgres (``pg_dump`` of the whole database).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import subprocess
@@ -42,10 +41,10 @@ import pytest
 from packaging.version import Version
 
 from airflow_provider_liveresponse.simulator.fleet import device_id
-from airflow_provider_liveresponse.testing.airflow_system import AirflowError, Observations, Observer
+from airflow_provider_liveresponse.testing.airflow_system import Observations, Observer, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
     from airflow_provider_liveresponse.simulator.server import Simulator
     from airflow_provider_liveresponse.testing.airflow_distributed import DistributedAirflow
@@ -171,19 +170,8 @@ class Deployment:
     startup_seconds: float = 0.0
 
 
-def _until(what: str, check: Callable[[], Any], timeout: float, server: DistributedAirflow) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            value = check()
-            if value:
-                return value
-        time.sleep(0.5)
-    raise AirflowError(f"timed out after {timeout:.0f} s waiting for {what}\n{server.tails(60)}")
-
-
 def _start_run(server: DistributedAirflow, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-    _until(f"{dag_id} to be parsed", lambda: server.api("GET", f"/dags/{dag_id}"), 300, server)
+    wait_until(f"{dag_id} to be parsed", lambda: server.api("GET", f"/dags/{dag_id}"), 300, server)
     server.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
     created = server.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
     return str(created["dag_run_id"])
@@ -204,7 +192,7 @@ def _tis(server: DistributedAirflow, dag_id: str, run_id: str) -> list[dict[str,
 
 def _wait_run(server: DistributedAirflow, dag_id: str, run_id: str, timeout: float) -> str:
     return str(
-        _until(
+        wait_until(
             f"{dag_id} {run_id} to end",
             lambda: (state := _run_state(server, dag_id, run_id)) in ("success", "failed") and state,
             timeout,
@@ -216,7 +204,7 @@ def _wait_run(server: DistributedAirflow, dag_id: str, run_id: str, timeout: flo
 def _kill_worker_running(deployment: Deployment, chaos: Chaos, ti_id: str, why: str) -> str:
     """SIGKILL the Celery worker whose process group runs ``ti_id``, then start it again."""
     server = deployment.server
-    worker = _until(f"the worker running {ti_id}", lambda: server.worker_of(ti_id), 60, server)
+    worker = wait_until(f"the worker running {ti_id}", lambda: server.worker_of(ti_id), 60, server)
     server.kill(worker)
     chaos.note(f"SIGKILL {worker} ({why})")
     time.sleep(2)
@@ -249,7 +237,7 @@ def _fleet_sweep(deployment: Deployment) -> Sweep:
     with Observer(server, POOL, interval=1.0) as seen:
         run_id = _start_run(server, FLEET_DAG, _fleet_conf(deployment.evidence))
         chaos.started = time.monotonic()
-        _until(
+        wait_until(
             "a third of the fleet submitted",
             lambda: sum(a.machine_id in fleet_ids for a in list(sim.state.actions.values())) >= DEVICES // 3,
             600,
@@ -293,7 +281,7 @@ def _mapped_sweep(deployment: Deployment) -> Sweep:
         chaos.started = time.monotonic()
 
         # 1. A worker dies while tasks submit.
-        running = _until(
+        running = wait_until(
             "collect tasks running",
             lambda: [
                 ti for ti in _tis(server, MAPPED_DAG, run_id) if ti["task_id"] == "collect" and ti["state"] == "running"
@@ -304,7 +292,7 @@ def _mapped_sweep(deployment: Deployment) -> Sweep:
         _kill_worker_running(deployment, chaos, running[0]["id"], "collect tasks are submitting")
 
         # 2. The triggerer holding the most triggers stops past the health threshold, then continues.
-        held = _until(
+        held = wait_until(
             "15 deferred tasks", lambda: len(t := _deferred_triggers(server, run_id)) >= 15 and t, 600, server
         )
         job, count = Counter(held.values()).most_common(1)[0]
@@ -314,7 +302,7 @@ def _mapped_sweep(deployment: Deployment) -> Sweep:
         server.pause(holder)
         chaos.note(f"SIGSTOP {holder} (job {job}, holding {count} triggers)")
         try:
-            taken = _until(
+            taken = wait_until(
                 f"the other triggerer to take {holder}'s triggers",
                 lambda: [
                     trigger
@@ -342,7 +330,7 @@ def _mapped_sweep(deployment: Deployment) -> Sweep:
 
         # 5. The worker streaming the 300 MiB result dies mid-transfer.
         target = deployment.evidence / "mapped" / device_id(MAPPED_HOSTS[0])
-        store = _until(
+        store = wait_until(
             "the big result's transfer to stream",
             lambda: (
                 [

@@ -13,7 +13,6 @@ deferred task failed through the REST API, and its action is cancelled.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from datetime import UTC, datetime
@@ -26,10 +25,10 @@ from packaging.version import Version
 
 from airflow_provider_liveresponse.simulator.fleet import device_id
 from airflow_provider_liveresponse.simulator.pytest_plugin import FIXTURE_SPEED, FIXTURE_TOKEN_LIFETIME
-from airflow_provider_liveresponse.testing.airflow_system import AirflowError, AirflowServer
+from airflow_provider_liveresponse.testing.airflow_system import AirflowServer, wait_until
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
     from pathlib import Path
 
     from airflow_provider_liveresponse.simulator.server import Simulator
@@ -74,17 +73,6 @@ with DAG("kill_probe_warm_up", schedule=None, catchup=False):
             deferrable=True, poll_interval=1.0, retries=0,
         )
 '''
-
-
-def _until(what: str, check: Callable[[], Any], timeout: float, server: AirflowServer) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
-            value = check()
-            if value:
-                return value
-        time.sleep(0.5)
-    raise AirflowError(f"timed out after {timeout:.0f} s waiting for {what}\n{server.tails(60)}")
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +123,7 @@ def _warm_up(server: AirflowServer, sim: Simulator) -> None:
     dag_id = "kill_probe_warm_up"
     run_id = _start_run(server, dag_id)
     jobs = set(server.triggerer_jobs.values())
-    _until(
+    wait_until(
         "both triggerers to read a task instance state",
         lambda: all("Task instance states are readable here" in _trigger_log(server, dag_id, job) for job in jobs),
         240,
@@ -144,9 +132,9 @@ def _warm_up(server: AirflowServer, sim: Simulator) -> None:
     for host in WARM_HOSTS:
         _set_online(sim, host, online=True)
     prefix = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}"
-    state = _until("the warm-up run to end", lambda: _ended(server.api("GET", prefix)["state"]), 120, server)
+    state = wait_until("the warm-up run to end", lambda: _ended(server.api("GET", prefix)["state"]), 120, server)
     assert state == "success", server.tails(80)
-    _until("both triggerers to heartbeat", lambda: _heartbeats_fresh(server), 60, server)
+    wait_until("both triggerers to heartbeat", lambda: _heartbeats_fresh(server), 60, server)
     print(f"warm-up: {time.monotonic() - started:.1f} s")
 
 
@@ -170,7 +158,7 @@ def _set_online(sim: Simulator, host: str, *, online: bool) -> None:
 
 
 def _start_run(server: AirflowServer, dag_id: str) -> str:
-    _until(f"{dag_id} to be parsed", lambda: server.api("GET", f"/dags/{dag_id}"), 120, server)
+    wait_until(f"{dag_id} to be parsed", lambda: server.api("GET", f"/dags/{dag_id}"), 120, server)
     server.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
     return str(server.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None})["dag_run_id"])
 
@@ -206,22 +194,22 @@ def test_a_reassigned_trigger_does_not_cancel_and_the_task_succeeds(
     server, sim = deployment
     dag_id = "kill_probe_reassigned"
     run_id = _start_run(server, dag_id)
-    _until("the deferred trigger", lambda: _deferred_trigger(server, dag_id)[0], 180, server)
+    wait_until("the deferred trigger", lambda: _deferred_trigger(server, dag_id)[0], 180, server)
     trigger_id, first_job = _deferred_trigger(server, dag_id)
     action_id = _action_id(sim, REASSIGNED_HOST)
     holder = next(name for name, job in server.triggerer_jobs.items() if job == first_job)
     other_job = next(job for job in server.triggerer_jobs.values() if job != first_job)
 
     # Stop it once it runs the trigger and both triggerers are healthy.
-    _until(
+    wait_until(
         f"the trigger to run on {holder}", lambda: "is Pending" in _trigger_log(server, dag_id, first_job), 60, server
     )
-    _until("both triggerers to heartbeat", lambda: _heartbeats_fresh(server), 60, server)
+    wait_until("both triggerers to heartbeat", lambda: _heartbeats_fresh(server), 60, server)
     assert _deferred_trigger(server, dag_id) == (trigger_id, first_job)
     paused = time.monotonic()
     server.pause(holder)
     try:
-        _until(
+        wait_until(
             f"triggerer job {other_job} to take trigger {trigger_id}",
             lambda: _deferred_trigger(server, dag_id) == (trigger_id, other_job),
             HEALTH_THRESHOLD + 60,
@@ -230,7 +218,7 @@ def test_a_reassigned_trigger_does_not_cancel_and_the_task_succeeds(
         taken_after = time.monotonic() - paused
     finally:
         server.resume(holder)
-    not_cancelled = _until(
+    not_cancelled = wait_until(
         f"the old triggerer ({holder}, job {first_job}) to kill its copy and say why it did not cancel",
         lambda: re.search(r"Not cancelling MDE action \S+ on device .*", _trigger_log(server, dag_id, first_job)),
         90,
@@ -248,7 +236,7 @@ def test_a_reassigned_trigger_does_not_cancel_and_the_task_succeeds(
     assert str(sim.state.actions[action_id].status) == "Pending"
 
     _set_online(sim, REASSIGNED_HOST, online=True)
-    ti = _until(
+    ti = wait_until(
         "the task to end",
         lambda: (t := _task_instance(server, dag_id, run_id))["state"] in ("success", "failed") and t,
         120,
@@ -267,15 +255,17 @@ def test_a_users_kill_still_cancels(deployment: tuple[AirflowServer, Simulator])
     server, sim = deployment
     dag_id = "kill_probe_user"
     run_id = _start_run(server, dag_id)
-    _until("the deferred trigger", lambda: _deferred_trigger(server, dag_id)[0], 180, server)
+    wait_until("the deferred trigger", lambda: _deferred_trigger(server, dag_id)[0], 180, server)
     _, job = _deferred_trigger(server, dag_id)
     action_id = _action_id(sim, KILLED_HOST)
     cancels_before = sim.state.counters.get("calls:cancel", 0)
     server.api(
         "PATCH", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/collect", json={"new_state": "failed"}
     )
-    _until("the action to be cancelled", lambda: str(sim.state.actions[action_id].status) == "Cancelled", 60, server)
-    log = _until(
+    wait_until(
+        "the action to be cancelled", lambda: str(sim.state.actions[action_id].status) == "Cancelled", 60, server
+    )
+    log = wait_until(
         "the kill's log line", lambda: "cancelling MDE action" in _trigger_log(server, dag_id, job), 30, server
     )
     assert log
