@@ -30,6 +30,7 @@ EXTRA_FIELDS = (
     "certificate_thumbprint",
     "ca_bundle",
     "read_share",
+    "submission_limiter_conn_id",
 )
 #: Extra fields for a simulator only (not in the connection form): ``simulator_speed``, how many times faster than
 #: real time its clock runs, set by the bundled simulator's connection.
@@ -59,6 +60,14 @@ class ConnectionSettings:
     #: How many times faster than real time the API's clock runs: 1 for MDE; a simulator running fast sets its
     #: speed, so that budgets of MDE's per-minute and per-hour limits are counted on its clock.
     simulator_speed: float = 1.0
+    #: The Airflow connection (a database every worker reaches) where every process of the deployment takes its
+    #: turn before a submission (:mod:`~airflow_provider_liveresponse.hooks.submission_turns`); None: none.
+    submission_limiter_conn_id: str | None = None
+
+    @property
+    def tenant_key(self) -> str:
+        """The key of this tenant's limits shared by a deployment: the API host and the tenant id."""
+        return f"{urlsplit(self.api_url).netloc}/{self.tenant_id}"
 
     @property
     def verify(self) -> str | bool:
@@ -114,6 +123,7 @@ class ConnectionSettings:
         ca_bundle = _ca_bundle(where, extra)
         read_share = _read_share(where, extra)
         simulator_speed = _simulator_speed(where, extra)
+        limiter = _submission_limiter(where, extra)
         return cls(
             conn_id=conn_id,
             client_id=client_id,
@@ -129,6 +139,7 @@ class ConnectionSettings:
             ca_bundle=str(Path(ca_bundle).expanduser()) if ca_bundle else None,
             read_share=read_share,
             simulator_speed=simulator_speed,
+            submission_limiter_conn_id=limiter,
         )
 
 
@@ -230,6 +241,22 @@ def _read_share(where: str, extra: Mapping[str, Any]) -> float:
             "+ fleet sweeps that may run at once on this tenant), for example 0.25 for two triggerers and two "
             "sweeps, or remove it for 1."
         ) from None
+
+
+def _submission_limiter(where: str, extra: Mapping[str, Any]) -> str | None:
+    """The extra field submission_limiter_conn_id: an Airflow connection id, or None (empty) for none."""
+    value = extra.get("submission_limiter_conn_id")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,250}", value.strip()):
+        raise LiveResponseConfigError(
+            # The value is not echoed: a URL with a password pasted here must not reach a log.
+            f"{where}: extra field submission_limiter_conn_id is not an Airflow connection id (letters, digits, "
+            f"'_', '.', '-'; got a {type(value).__name__} of {len(str(value))} characters). Set it to the id of a "
+            "postgres connection that every worker reaches (the deployment's submissions take turns there), not "
+            "its URL, or remove it."
+        )
+    return value.strip()
 
 
 def _simulator_speed(where: str, extra: Mapping[str, Any]) -> float:

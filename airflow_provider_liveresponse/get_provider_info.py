@@ -73,6 +73,13 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
         "1 / (triggerers + fleet sweeps that may run at once on this tenant).",
         "schema": {"type": ["number", "null"], "default": 1, "exclusiveMinimum": 0, "maximum": 1},
     },
+    "submission_limiter_conn_id": {
+        "label": "Submission limiter connection",
+        "description": "Id of a postgres connection that every worker reaches (needs the shared-limiter extra): "
+        "every process of the deployment takes its turn there before submitting, so the whole deployment sends "
+        "at most 10 live responses a minute. Empty: each process paces itself and MDE's 429s do the rest.",
+        "schema": {"type": ["string", "null"]},
+    },
 }
 
 UI_FIELD_BEHAVIOUR: dict[str, Any] = {
@@ -89,6 +96,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "certificate_thumbprint": "40 hex characters",
         "ca_bundle": "/etc/ssl/certs/corporate-ca.pem",
         "read_share": "1 (or 1 / (triggerers + fleet sweeps))",
+        "submission_limiter_conn_id": "liveresponse_limiter",
     },
 }
 

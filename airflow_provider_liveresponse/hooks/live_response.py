@@ -146,6 +146,7 @@ class LiveResponseHook(ActionWorkflowMixin, MachineLookupMixin, MdeHttpHook):
                     idempotent=False,
                     machine_id=machine_id,
                     state=state,
+                    paced=True,
                 )
             except LiveResponseApiError as exc:
                 if exc.code == "ActiveRequestAlreadyExists":

@@ -35,11 +35,13 @@ from airflow_provider_liveresponse.hooks.protocol import (
     NoAnswer,
     resend_step,
 )
-from airflow_provider_liveresponse.hooks.retry_policy import RetryPolicy, RetryState, api_error
+from airflow_provider_liveresponse.hooks.retry_policy import RetryPolicy, RetryState, api_error, parse_retry_after
 from airflow_provider_liveresponse.secrets import mask
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
+
+    from airflow_provider_liveresponse.hooks.submission_turns import SubmissionTurns
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +125,7 @@ class MdeHttpHook(HttpHook):
         self._sleep = sleep
         self._session: requests.Session | None = None
         self._blob_session: requests.Session | None = None
+        self._turns: SubmissionTurns | None = None
 
     # -- connection, session, token ---------------------------------------------------------------------
 
@@ -146,6 +149,22 @@ class MdeHttpHook(HttpHook):
         # HttpHook.__init__ sets "" before any connection is read; the URL always comes from the connection.
         if value and value != (self._settings.api_url if self._settings else None):
             raise LiveResponseConfigError(f"base_url {value!r}: set the connection's api_url instead")
+
+    @property
+    def submission_turns(self) -> SubmissionTurns | None:
+        """The deployment's shared submission turns (the connection's ``submission_limiter_conn_id``), or None."""
+        if self._turns is None and self.settings.submission_limiter_conn_id is not None:
+            from airflow_provider_liveresponse.hooks.submission_turns import SubmissionTurns, engine_for
+
+            conn_id = self.settings.submission_limiter_conn_id
+            self._turns = SubmissionTurns(
+                engine_for(conn_id),
+                self.settings.tenant_key,
+                speed=self.settings.simulator_speed,
+                sleep=self._sleep,
+                where=f"the submission limiter database (connection {conn_id!r})",
+            )
+        return self._turns
 
     @property
     def tokens(self) -> TokenProvider:
@@ -239,13 +258,15 @@ class MdeHttpHook(HttpHook):
         action_id: str | None = None,
         machine_id: str | None = None,
         state: RetryState | None = None,
+        paced: bool = False,
     ) -> requests.Response:
-        """Send one API call (a path, or an https URL on the API's host) through the call protocol."""
+        """Send one API call (a path, or an https URL on the API's host) through the call protocol; a ``paced``
+        call (a submission) takes a turn of the deployment's :attr:`submission_turns` before each attempt."""
         url = odata.api_url(self.base_url, path)
         session = self.get_conn()
         request = requests.Request(method, url, params=params, json=json_body, files=files, data=data)
         call = Call(what, method, urlsplit(url).path, frozenset(ok), idempotent, action_id, machine_id)
-        return self._exchange(session, session.prepare_request(request), call, state)
+        return self._exchange(session, session.prepare_request(request), call, state, paced)
 
     def _request_json(
         self,
@@ -268,15 +289,21 @@ class MdeHttpHook(HttpHook):
         prepped: requests.PreparedRequest,
         call: Call,
         state: RetryState | None = None,
+        paced: bool = False,
     ) -> requests.Response:
         """Attempt ``prepped`` until the call protocol returns the answer or raises."""
         protocol = CallProtocol(call, self.retry_policy, state)
+        turns = self.submission_turns if paced else None
         # ``verify`` is the connection's, whatever REQUESTS_CA_BUNDLE says; proxies come from the environment.
         options = session.merge_environment_settings(prepped.url, {}, None, self.settings.verify, None)
         while True:
             token = self.tokens.token()
             prepped.headers["Authorization"] = f"Bearer {token}"
+            if turns is not None:
+                turns.take(call.what)
             response, outcome = self._attempt(session, prepped, options)
+            if turns is not None and isinstance(outcome, Answer) and outcome.status == 429:
+                turns.throttled(call.what, parse_retry_after(outcome.headers.get("Retry-After")))
             step = protocol.decide(outcome)
             if step.action is Action.RETURN and response is not None:
                 return response

@@ -26,7 +26,12 @@ UI_ONLY_MODULES = frozenset({"flask_appbuilder", "flask_babel", "wtforms"})
 #: What the provider (or the test kit) imports inside a function only, from an optional extra (module prefix:
 #: extra): that extra must declare it. The function is called only by the package itself (the OpenLineage provider calls
 #: get_openlineage_facets_on_complete), so the provider works without the extra.
-OPTIONAL_MODULES = {"airflow.providers.openlineage": "openlineage", "psycopg2": "distributed", "redis": "distributed"}
+OPTIONAL_MODULES = {
+    "airflow.providers.openlineage": "openlineage",
+    "psycopg2": "distributed",
+    "redis": "distributed",
+    "sqlalchemy": "shared-limiter",
+}
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,15 @@ class _Collector(ast.NodeVisitor):
         self._depth -= 1
 
     visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_If(self, node: ast.If) -> None:
+        """``if TYPE_CHECKING:`` imports are for the type checker only: like a function's, they may be optional."""
+        if isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            self._depth += 1
+            self.generic_visit(node)
+            self._depth -= 1
+        else:
+            self.generic_visit(node)
 
     def visit_Import(self, node: ast.Import) -> None:
         self._add([alias.name for alias in node.names], node.lineno)
