@@ -84,11 +84,12 @@ def captured_logs(where: str) -> Iterator[None]:
 
     keep = _Keep()
     root = logging.getLogger()
-    # The package's own loggers at DEBUG; the HTTP and identity libraries at Airflow's default level (INFO): in a
-    # deployment their DEBUG lines (urllib3 logs each URL) pass through Airflow's secrets masker, which this
-    # capture does not apply (the forked workers' task logs, also searched, did go through it).
+    # Every logger at DEBUG, the HTTP and identity libraries too: urllib3 logs each URL it opens (a result link's
+    # path and query, its signature included), and this capture does not apply Airflow's secrets masker, so a
+    # link in these lines is only kept out by the package's own redaction of links by their shape
+    # (airflow_provider_liveresponse.secrets), which applies to every log record whoever logs it.
     names = ("airflow_provider_liveresponse", "airflow.task", "airflow.triggers", "msal", "urllib3")
-    debug = ("airflow_provider_liveresponse", "airflow.task", "airflow.triggers")
+    debug = names
     levels = {name: logging.getLogger(name).level for name in names}
     handlers = {name: list(logging.getLogger(name).handlers) for name in names}
     previous = structlog.get_config()
