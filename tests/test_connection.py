@@ -149,6 +149,13 @@ def test_read_share_is_a_number_or_the_text_of_one_as_airflow_31s_form_stores_it
     assert ConnectionSettings.from_connection(make({"read_share": given})).read_share == share
 
 
+def refused(extra: dict[str, Any]) -> str:
+    """The message of the error a connection with ``extra`` is refused with."""
+    with pytest.raises(LiveResponseConfigError) as info:
+        ConnectionSettings.from_connection(make(extra))
+    return str(info.value)
+
+
 @pytest.mark.parametrize(("given", "conn_id"), [(None, None), ("", None), ("  ", None), (" lr_limiter ", "lr_limiter")])
 def test_submission_limiter_conn_id_is_a_connection_id_or_none(given: Any, conn_id: str | None) -> None:
     extra = {} if given is None else {"submission_limiter_conn_id": given}
@@ -157,9 +164,7 @@ def test_submission_limiter_conn_id_is_a_connection_id_or_none(given: Any, conn_
 
 @pytest.mark.parametrize("bad", [42, ["lr"], "postgres://u:p@db/x", "two words"])
 def test_a_bad_submission_limiter_conn_id_names_the_field_and_the_fix(bad: Any) -> None:
-    with pytest.raises(LiveResponseConfigError) as info:
-        ConnectionSettings.from_connection(make({"submission_limiter_conn_id": bad}))
-    message = str(info.value)
+    message = refused({"submission_limiter_conn_id": bad})
     assert message.startswith("Connection 'mde_test': extra field submission_limiter_conn_id")
     assert "is not an Airflow connection id" in message
     assert "postgres connection that every worker reaches" in message
@@ -173,9 +178,7 @@ def test_the_tenant_key_is_the_api_host_and_the_tenant() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, "2", "half", "nan", True, [0.5]])
 def test_a_bad_read_share_names_the_field_and_the_fix(bad: Any) -> None:
-    with pytest.raises(LiveResponseConfigError) as info:
-        ConnectionSettings.from_connection(make({"read_share": bad}))
-    message = str(info.value)
+    message = refused({"read_share": bad})
     assert message.startswith("Connection 'mde_test': extra field read_share must be a number more than 0")
     assert "1 / (the triggerers + fleet sweeps that may run at once on this tenant)" in message
     assert "s3cret" not in message
