@@ -24,6 +24,7 @@ BENCHMARK_MODULES = (
     "benchmarks.transfer",
     "benchmarks.polling",
     "benchmarks.fleet_scale",
+    "benchmarks.distributed",
     "benchmarks.real_airflow",
     "benchmarks.parse_cost",
     "benchmarks.tokens",

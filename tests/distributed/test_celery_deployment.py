@@ -27,6 +27,7 @@ trigger row or anywhere in Postgres (``pg_dump`` of the whole database).
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -81,6 +82,8 @@ WORKERS = 2
 WORKER_CONCURRENCY = 4
 #: The limiter's database on the deployment's Postgres server (the MDE connection's submission_limiter_conn_id).
 LIMITER_DATABASE = "liveresponse_limiter"
+#: A file to write the deployment's usage figures to, as JSON (set by ``bash scripts/bench.sh --only distributed``).
+FIGURES_ENV = "LIVERESPONSE_DISTRIBUTED_FIGURES"
 #: Simulated seconds each mapped device's script runs: sessions outlive the chaos steps that need deferred tasks.
 SESSION_SECONDS = "150"
 BIG_FILE = r"C:\evidence\memory.dmp"
@@ -602,6 +605,9 @@ def test_the_deployment_stays_inside_the_tenants_limits(deployment: Deployment) 
     # Turns keep the deployment at 10 a minute; MDE may still count one early when a request's latency is off by
     # more than a simulated second (a tenth of a real second here, under chaos on a shared machine): at most 2%.
     assert submissions["throttled"] <= 0.02 * submissions["calls"], rows
+    figures = os.environ.get(FIGURES_ENV)
+    if figures:  # benchmarks/distributed.py reads them
+        Path(figures).write_text(json.dumps({"apis": usage, "turns": turns, "sweeps": list(deployment.sweeps)}))
 
 
 def _secrets(sim: Simulator) -> list[str]:
