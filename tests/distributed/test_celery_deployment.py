@@ -442,13 +442,10 @@ def _connection(sim: Simulator) -> str:
 
 def _limiter_connection(postgres: PostgresServer) -> str:
     """A postgres connection to a database of its own on the deployment's Postgres server, as the README says."""
-    import psycopg2
-
-    db = psycopg2.connect(host="127.0.0.1", port=postgres.port, user=postgres.user, dbname="postgres")
-    db.autocommit = True
-    with db.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {LIMITER_DATABASE}")
-    db.close()
+    with postgres.connect("postgres") as db:
+        db.autocommit = True
+        with db.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {LIMITER_DATABASE}")
     return json.dumps(
         {
             "conn_type": "postgres",
@@ -462,15 +459,9 @@ def _limiter_connection(postgres: PostgresServer) -> str:
 
 def _turns_row(postgres: PostgresServer) -> dict[str, float]:
     """The limiter's row of the simulator's tenant: turns handed out and 429s shared."""
-    import psycopg2
-
-    db = psycopg2.connect(host="127.0.0.1", port=postgres.port, user=postgres.user, dbname=LIMITER_DATABASE)
-    try:
-        with db.cursor() as cursor:
-            cursor.execute("SELECT turns, throttles FROM liveresponse_submission_turns")
-            rows = cursor.fetchall()
-    finally:
-        db.close()
+    with postgres.connect(LIMITER_DATABASE) as db, db.cursor() as cursor:
+        cursor.execute("SELECT turns, throttles FROM liveresponse_submission_turns")
+        rows = cursor.fetchall()
     assert len(rows) == 1, rows
     return {"turns": rows[0][0], "throttles": rows[0][1]}
 
@@ -607,7 +598,7 @@ def test_the_deployment_stays_inside_the_tenants_limits(deployment: Deployment) 
     assert submissions["throttled"] <= 0.02 * submissions["calls"], rows
     figures = os.environ.get(FIGURES_ENV)
     if figures:  # benchmarks/distributed.py reads them
-        Path(figures).write_text(json.dumps({"apis": usage, "turns": turns, "sweeps": list(deployment.sweeps)}))
+        Path(figures).write_text(json.dumps({"apis": usage, "turns": turns}))
 
 
 def _secrets(sim: Simulator) -> list[str]:
