@@ -126,6 +126,9 @@ class ActionPoller:
         self._share: float | None = None
         self._speed = 1.0
         self._stretched = False
+        #: When the last poll ended (this poller's clock), kept across loops: the loop ends when the last waiter
+        #: leaves, and a waiter that registers soon after must not make a poll before the interval is over.
+        self._last_poll: float | None = None
         self.polls = 0
 
     @property
@@ -158,18 +161,20 @@ class ActionPoller:
 
     async def _run(self) -> None:
         failures = 0
-        last_poll: float | None = None  # when the last poll ended: its last call counts from there
         while self._waiters:
             self._wake.clear()
-            if last_poll is not None:
-                # One poll per interval, whoever registers meanwhile: a new registration joins the next poll, so
-                # a triggerer's reads never exceed one poll per interval (and its read share).
-                delay = last_poll + self.plan().interval - self._clock()
+            if self._last_poll is not None:
+                # One poll per interval, whoever registers meanwhile (and even when every waiter left and a new
+                # one came): a new registration joins the next poll, so a triggerer's reads never exceed one
+                # poll per interval (and its read share). The last poll's last call counts from its end.
+                delay = self._last_poll + self.plan().interval - self._clock()
                 if delay > 0:
                     await self._pause(delay)
                     continue
-            failures = await self._poll(failures)
-            last_poll = self._clock()
+            try:
+                failures = await self._poll(failures)
+            finally:
+                self._last_poll = self._clock()
 
     async def _pause(self, seconds: float) -> None:
         """Wait ``seconds``, or less when a registration wakes the loop."""

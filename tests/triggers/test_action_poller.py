@@ -257,6 +257,39 @@ async def test_a_new_registration_joins_the_next_poll_never_a_second_poll_within
     assert len(moments) == 2
 
 
+async def test_a_waiter_that_comes_after_every_waiter_left_waits_for_the_interval_since_the_last_poll(
+    still: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop ends when its last waiter leaves (a mapped sweep's triggers fire one after the other); the next
+    waiter starts a new loop, which must not poll before the interval since the last poll is over (seen on the
+    distributed test: three listings in one interval from two triggerers)."""
+    use_connection(still, monkeypatch, read_share=0.5)
+    first, second = waiting_actions(still, 2)
+    clock = SimulatedTime(still, free_running=False)
+    moments: list[float] = []
+    listing = LiveResponseAsyncHook.get_machine_actions
+
+    async def timed(self: LiveResponseAsyncHook, action_ids: Any) -> Any:
+        moments.append(clock())
+        return await listing(self, action_ids)
+
+    monkeypatch.setattr(LiveResponseAsyncHook, "get_machine_actions", timed)
+    poller = ActionPoller(CONN_ID, LiveResponseAsyncHook, clock=clock, sleep=clock.sleep)
+    token, queue = poller.register(first, 60.0)
+    await run_until(poller, lambda: clock.paused_until is not None, [queue])
+    await stop(poller, [token])  # the only waiter left: the loop ended
+    still.clock.advance(5.0)
+    other, other_queue = poller.register(second, 60.0)
+    await run_until(poller, lambda: clock.paused_until is not None, [other_queue])
+    assert len(moments) == 1
+    assert clock.paused_until == pytest.approx(moments[0] + 60.0, abs=0.01)
+    clock.end_pause()
+    await run_until(poller, lambda: poller.polls >= 2, [other_queue])
+    await stop(poller, [other])
+
+    assert moments[1] - moments[0] == pytest.approx(60.0, abs=0.01)
+
+
 async def test_the_async_hook_reads_the_connection_once_not_at_every_poll(
     still: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
