@@ -154,10 +154,24 @@ class AirflowServer:
         return result.stdout
 
     def prepare(self) -> None:
-        """Create the folders and the metadata database."""
+        """Create the folders and the metadata database.
+
+        A SQLite database is switched to write-ahead logging (kept in the file, so every component's connection
+        uses it): readers, such as :class:`Observer` sampling four times a second, then never block a writer.
+        In SQLite's default journal a writer waits for the readers; on a busy machine the API server gave up
+        after its 5 s lock timeout and answered 500 (``database is locked``) to a Human-in-the-loop answer.
+        """
         self.dags_folder.mkdir(parents=True, exist_ok=True)
         self.component_logs.mkdir(parents=True, exist_ok=True)
         self.cli("db", "migrate")
+        if self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:"):
+            connection = sqlite3.connect(self.db_file, timeout=30)
+            try:
+                mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            finally:
+                connection.close()
+            if mode != "wal":
+                raise AirflowError(f"SQLite kept journal_mode={mode} for {self.db_file}, not WAL")
 
     def start(self, job_timeout: float = 120) -> None:
         """Start every component, each in a new session (its own process group), output to its log file.

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from airflow_provider_liveresponse.testing.airflow_system import AirflowError
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -43,6 +45,10 @@ class Followups:
     #: The REST API's answer to the PATCH (chosen_options, responded_by, responded_at).
     answer: dict[str, Any] = field(default_factory=dict)
     approver_error: str | None = None
+    #: Every answer stored (more than one when Airflow retried the approval task and it asked again).
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    #: The API server's 5xx answers to a PATCH that was then sent again.
+    server_errors: list[str] = field(default_factory=list)
     #: Every run of the index DAG (REST API records: run_type, state, conf...).
     index_runs: list[dict[str, Any]] = field(default_factory=list)
     #: run_id -> its task instances.
@@ -78,33 +84,57 @@ def confs(evidence: Path) -> dict[str, dict[str, Any]]:
 
 
 class Approver(threading.Thread):
-    """Answers the approval DAG's request through the REST API once it is asked."""
+    """Answers the approval DAG's requests through the REST API, as a person at the UI would.
+
+    Every request is answered, not only the first: a try that Airflow retries (its own race, see ``DEFER_RACE``)
+    asks again, and a person asked again approves again. An answer the API server could not store (a 5xx: on a
+    busy machine SQLite's lock timeout) is sent again after a pause, as a person clicks again after an error.
+    """
+
+    #: Attempts at one answer, and the pause between them (real seconds).
+    ATTEMPTS = 10
+    PAUSE = 2.0
 
     def __init__(self, server: AirflowServer, seen: Followups) -> None:
         super().__init__(daemon=True, name="approver")
         self.server = server
         self.seen = seen
         self.stop = threading.Event()
+        self.answered: set[str] = set()
 
     def run(self) -> None:
         try:
             while not self.stop.wait(1.0):
                 listed = self.server.api("GET", f"/dags/{APPROVAL_DAG_ID}/dagRuns/~/hitlDetails")
-                pending = [d for d in listed["hitl_details"] if not d["response_received"]]
-                if pending:
-                    self._answer(pending[0])
-                    return
+                for detail in listed["hitl_details"]:
+                    key = str(detail["task_instance"]["id"])
+                    if not detail["response_received"] and key not in self.answered:
+                        self._answer(detail)
+                        self.answered.add(key)
         except Exception as exc:  # checked by the tests
             self.seen.approver_error = f"{type(exc).__name__}: {exc}"
 
     def _answer(self, detail: dict[str, Any]) -> None:
-        self.seen.asked = detail
+        if not self.seen.asked:
+            self.seen.asked = detail
         ti = detail["task_instance"]
         path = (
             f"/dags/{APPROVAL_DAG_ID}/dagRuns/{quote(ti['dag_run_id'], safe='')}/taskInstances/"
             f"{ti['task_id']}/{ti['map_index']}/hitlDetails"
         )
-        self.seen.answer = self.server.api("PATCH", path, json={"chosen_options": ["Approve"], "params_input": {}})
+        for attempt in range(1, self.ATTEMPTS + 1):
+            try:
+                answer = self.server.api("PATCH", path, json={"chosen_options": ["Approve"], "params_input": {}})
+            except AirflowError as error:
+                if " answered 5" not in str(error) or attempt == self.ATTEMPTS:
+                    raise
+                self.seen.server_errors.append(str(error)[:300])
+                self.stop.wait(self.PAUSE)
+                continue
+            if not self.seen.answer:
+                self.seen.answer = answer
+            self.seen.answers.append(answer)
+            return
 
 
 def start(server: AirflowServer) -> Followups:
