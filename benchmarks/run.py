@@ -32,6 +32,7 @@ BENCHMARK_MODULES = (
     "benchmarks.hostile_input",
     "benchmarks.exactly_once",
     "benchmarks.evidence",
+    "benchmarks.log_redaction",
     "benchmarks.secrets_campaign",
 )
 
