@@ -136,6 +136,24 @@ def test_text_without_a_signature_is_left_alone(text: str) -> None:
     assert scrub_links(text) == text
 
 
+def test_the_cheap_first_test_is_never_narrower_than_the_pattern() -> None:
+    """``scrub_links`` first looks for "sig" in the case-folded text; the pattern it guards matches case-insensitively
+    in Unicode's sense. Every character of the Basic Multilingual Plane in each place of "sig" (and of "signature"):
+    wherever the pattern sees a signature key, the first test lets it through."""
+    from airflow_provider_liveresponse import secrets
+
+    missed = []
+    for word in ("sig", "signature"):
+        for place in range(len(word)):
+            for code in range(0x10000):
+                text = f"{word[:place]}{chr(code)}{word[place + 1 :]}=x"
+                if secrets._HINT.search(text) and not secrets._hinted(text):
+                    missed.append(text)
+    assert missed == []
+    assert scrub_links("\u017fig=abc") == "\u017fig=***"
+    assert scrub_links("s\u0131g%3Dabc") == "s\u0131g%3D***"
+
+
 def test_only_the_first_links_are_registered_with_airflows_masker() -> None:
     from airflow.sdk._shared.secrets_masker import _secrets_masker
 
