@@ -94,6 +94,8 @@ class Approver(threading.Thread):
     #: Attempts at one answer, and the pause between them (real seconds).
     ATTEMPTS = 10
     PAUSE = 2.0
+    #: Real seconds between seeing a request parked and answering it.
+    READING = 5.0
 
     def __init__(self, server: AirflowServer, seen: Followups) -> None:
         super().__init__(daemon=True, name="approver")
@@ -101,16 +103,27 @@ class Approver(threading.Thread):
         self.seen = seen
         self.stop = threading.Event()
         self.answered: set[str] = set()
+        self.first_seen: dict[str, float] = {}
 
     def run(self) -> None:
         try:
             while not self.stop.wait(1.0):
                 listed = self.server.api("GET", f"/dags/{APPROVAL_DAG_ID}/dagRuns/~/hitlDetails")
                 for detail in listed["hitl_details"]:
-                    key = str(detail["task_instance"]["id"])
-                    if not detail["response_received"] and key not in self.answered:
-                        self._answer(detail)
-                        self.answered.add(key)
+                    # A retry keeps the task instance's id: a try is its id and try number.
+                    ti = detail["task_instance"]
+                    key = f"{ti['id']}#{ti['try_number']}"
+                    if detail["response_received"] or key in self.answered:
+                        continue
+                    # A person reads the request for a while; answering within a second of it made Airflow's
+                    # defer race likely (the resumed try queued before the scheduler saw the first one exit).
+                    if ti["state"] not in ("awaiting_input", "deferred"):
+                        continue
+                    seen_at = self.first_seen.setdefault(key, time.monotonic())
+                    if time.monotonic() - seen_at < self.READING:
+                        continue
+                    self._answer(detail)
+                    self.answered.add(key)
         except Exception as exc:  # checked by the tests
             self.seen.approver_error = f"{type(exc).__name__}: {exc}"
 
