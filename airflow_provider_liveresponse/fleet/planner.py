@@ -5,7 +5,9 @@ Order: with ``stale_after``, an Active device whose lastSeen is older than the f
 more than that (MDE's own clock, so the worker's clock skew does not matter) is probably offline. Such devices
 are spread evenly over the queue except its last ``tail`` places (the submissions of the sweep's last
 ``pickup_timeout``), so the wait for a silent device overlaps the fresh devices' work instead of adding a
-``pickup_timeout`` at the end, and they never crowd the session slots at once.
+``pickup_timeout`` at the end, and they never crowd the session slots at once. With ``skip_stale`` they are not
+submitted at all (:attr:`Plan.stale`): each costs the tenant a submission turn (6 s of MDE's 10 a minute) and a
+session slot for up to ``pickup_timeout``, and only a submission would tell whether it is back.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ class Plan:
 
     submit: list[Machine] = field(default_factory=list)
     skipped: list[DeviceOutcome] = field(default_factory=list)
+    #: With ``skip_stale``: the stale devices, not submitted unless the sweep already has an action on one (a
+    #: retry reattaches to it); :func:`stale_outcome` says why in the outcome table.
+    stale: list[Machine] = field(default_factory=list)
+    #: The freshest lastSeen of the candidates (what staleness is measured against).
+    reference: datetime | None = None
 
 
 def skip_reason(machine: Machine) -> DeviceOutcome | None:
@@ -51,8 +58,30 @@ def skip_reason(machine: Machine) -> DeviceOutcome | None:
     return None
 
 
-def plan(machines: Iterable[Machine], now: datetime, stale_after: timedelta | None, tail: int = 0) -> Plan:
-    """The plan for ``machines``: skipped ones reported, the rest in their order, stale ones spread (see above)."""
+def stale_outcome(machine: Machine, reference: datetime | None, stale_after: timedelta) -> DeviceOutcome:
+    """The outcome of a stale device not submitted (``skip_stale``): offline, with how far behind it was."""
+    seen = machine.last_seen
+    since = seen.strftime("%Y-%m-%dT%H:%MZ") if seen else "an unknown time"
+    behind = f", {(reference - seen).total_seconds() / 60:.0f} min behind the fleet" if reference and seen else ""
+    return DeviceOutcome(
+        target_name(machine),
+        OFFLINE,
+        f"not submitted: last seen {since}{behind} (stale_after {stale_after.total_seconds():g} s, skip_stale); "
+        "a rerun of the sweep tries it again",
+        machine.id,
+    )
+
+
+def plan(
+    machines: Iterable[Machine],
+    now: datetime,
+    stale_after: timedelta | None,
+    tail: int = 0,
+    *,
+    skip_stale: bool = False,
+) -> Plan:
+    """The plan for ``machines``: skipped ones reported, the rest in their order, stale ones spread (see above), or
+    set apart in :attr:`Plan.stale` with ``skip_stale``."""
     result = Plan()
     candidates: list[Machine] = []
     for machine in machines:
@@ -68,7 +97,11 @@ def plan(machines: Iterable[Machine], now: datetime, stale_after: timedelta | No
     for machine in candidates:
         old = stale_after is not None and machine.last_seen is not None and reference - machine.last_seen > stale_after
         (stale if old else fresh).append(machine)
-    result.submit = spread(fresh, stale, tail)
+    result.reference = reference if seen else None
+    if skip_stale:
+        result.submit, result.stale = fresh, stale
+    else:
+        result.submit = spread(fresh, stale, tail)
     return result
 
 
@@ -83,4 +116,4 @@ def spread(fresh: list[Machine], stale: list[Machine], tail: int) -> list[Machin
     return [next(stale_items) if place in places else next(fresh_items) for place in range(total)]
 
 
-__all__ = ["UNSUPPORTED_PLATFORMS", "Plan", "plan", "skip_reason", "spread", "target_name"]
+__all__ = ["UNSUPPORTED_PLATFORMS", "Plan", "plan", "skip_reason", "spread", "stale_outcome", "target_name"]

@@ -76,6 +76,11 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
     :param stale_after: seconds of lastSeen age (behind the freshest lastSeen of the listing) after which an
         Active device is taken for probably offline: such devices are spread over the queue, none in the
         sweep's last pickup_timeout, so their waits overlap the fresh devices' work (None: the listing's order).
+    :param skip_stale: with ``stale_after``, do not submit to such devices at all: each is reported "offline"
+        with its lastSeen, and a rerun tries it again (default False: they are submitted, spread). Each silent
+        device costs the tenant a submission (6 s of MDE's 10 a minute: 250 of them add 25 minutes to a sweep)
+        and a session slot for up to ``pickup_timeout``; skipping trades the chance that it is back for time. A
+        device the sweep already submitted to (a retry) is reattached, never skipped.
     :param submissions_per_minute: the sweep's submission rate (MDE allows 10 a minute per tenant).
     :param max_concurrent_sessions: the sweep's sessions at once (MDE allows 25, or 50).
     :param read_calls_per_minute: MDE's reads of machine actions a minute per tenant (100 per read API), multiplied
@@ -94,7 +99,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         (``manifest.json.sig`` beside it). The key is read before any API call; it never reaches a log or XCom.
     """
 
-    template_fields: Sequence[str] = (*TARGETS, "commands", "comment", "destination", *KNOBS)
+    template_fields: Sequence[str] = (*TARGETS, "commands", "comment", "destination", *KNOBS, "skip_stale")
     template_fields_renderers = {"commands": "json"}
     ui_color = "#c9dcf0"
 
@@ -110,6 +115,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         pickup_timeout: float | timedelta | str = DEFAULT_PICKUP_TIMEOUT,
         offline_retries: int | str = 1,
         stale_after: float | timedelta | str | None = None,
+        skip_stale: bool | str = False,
         submissions_per_minute: float | str = 10.0,
         max_concurrent_sessions: int | str = 25,
         read_calls_per_minute: int | str = 100,
@@ -135,6 +141,7 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         self.pickup_timeout: Any = pickup_timeout
         self.offline_retries: Any = offline_retries
         self.stale_after: Any = stale_after
+        self.skip_stale: Any = skip_stale
         self.submissions_per_minute: Any = submissions_per_minute
         self.max_concurrent_sessions: Any = max_concurrent_sessions
         self.read_calls_per_minute: Any = read_calls_per_minute
@@ -214,6 +221,22 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
                 if templated_allowed:
                     raise
                 raise type(exc)(f"Task {self.task_id}: {exc}") from None
+        skip_stale = self.skip_stale
+        if isinstance(skip_stale, str) and templated_allowed and "{{" in skip_stale:
+            return
+        if isinstance(skip_stale, str) and not templated_allowed and skip_stale in ("True", "False"):
+            skip_stale = skip_stale == "True"  # rendered text (a DAG without render_template_as_native_obj)
+        try:
+            self.skip_stale = validation.flag(skip_stale, "skip_stale")
+        except ValueError as exc:
+            if templated_allowed:
+                raise
+            raise type(exc)(f"Task {self.task_id}: {exc}") from None
+        if self.skip_stale and self.stale_after is None:
+            raise LiveResponseConfigError(
+                f"Task {self.task_id}: skip_stale=True needs stale_after (the lastSeen age, in seconds behind the "
+                "fleet's freshest, that makes a device stale), for example stale_after=3600; or drop skip_stale"
+            )
 
     def _validated(self, context: Context) -> tuple[list[Command], str, tuple[str, Any]]:
         """The rendered parameters, checked before any API call."""
@@ -304,13 +327,18 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
         now = datetime.now(UTC)
         stale = timedelta(seconds=self.stale_after) if self.stale_after is not None else None
         tail = math.ceil(self.submissions_per_minute * self.pickup_timeout / 60)  # the last pickup_timeout's
-        plan = planner.plan(machines, now, stale, tail)
+        plan = planner.plan(machines, now, stale, tail, skip_stale=self.skip_stale)
         for skipped in plan.skipped:
             table.record(skipped)
         sweep_marker = marker_for_context(context)
         started = getattr(context.get("dag_run"), "start_date", None) or now
         own = hook.list_machine_actions(action_type="LiveResponse", created_after=started - LEDGER_MARGIN)
         states = ledger.rebuild(own, sweep_marker)
+        for machine in plan.stale:  # skip_stale: only those the sweep never submitted to
+            if machine.id.lower() in states:
+                plan.submit.append(machine)
+            elif stale is not None:
+                table.record(planner.stale_outcome(machine, plan.reference, stale))
         settings = SweepSettings(
             commands=commands,
             comment=comment,

@@ -724,6 +724,7 @@ TARGETS: dict[str, Target] = {
             "pickup_timeout": "pickup_timeout",
             "offline_retries": "retries",
             "stale_after": "duration?",
+            "skip_stale": "flag",
             "submissions_per_minute": "duration",
             "max_concurrent_sessions": "count",
             "read_calls_per_minute": "count",

@@ -63,3 +63,24 @@ def test_staleness_is_measured_against_the_freshest_last_seen_not_the_workers_cl
         machine(2).id,
         machine(3).id,
     ]
+
+
+def test_with_skip_stale_stale_devices_are_set_apart_and_reported_with_how_far_behind() -> None:
+    from airflow_provider_liveresponse.fleet.planner import stale_outcome
+
+    fresh = [machine(n) for n in range(1, 4)]
+    old = machine(101, lastSeen=(NOW - timedelta(minutes=65)).isoformat())
+
+    result = plan([old, *fresh], NOW, timedelta(minutes=30), tail=1, skip_stale=True)
+
+    assert [m.id for m in result.submit] == [m.id for m in fresh]
+    assert [m.id for m in result.stale] == [old.id]
+    assert result.reference == NOW - timedelta(minutes=5)
+    outcome = stale_outcome(old, result.reference, timedelta(minutes=30))
+    assert (outcome.target, outcome.outcome, outcome.machine_id) == ("ws-101.contoso.local", "offline", old.id)
+    assert outcome.reason == (
+        "not submitted: last seen 2026-12-01T10:55Z, 60 min behind the fleet (stale_after 1800 s, skip_stale); "
+        "a rerun of the sweep tries it again"
+    )
+    # Without skip_stale nothing is set apart: the stale device is submitted, spread.
+    assert plan([old, *fresh], NOW, timedelta(minutes=30), tail=1).stale == []

@@ -131,6 +131,61 @@ def test_a_retry_redoes_only_the_devices_not_done(fleet: Simulator, dags: Any, m
     assert {per_device[d] for d in set(per_device) - silent} == {1}
 
 
+def test_skip_stale_submits_nothing_to_stale_devices_and_a_retry_reattaches_to_one_it_submitted(
+    fleet: Simulator, dags: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With skip_stale the 10 devices silent for an hour get no action and are reported with their lastSeen. The
+    worker dies after 60 submissions and the first device it collected goes silent: on the retry that device is
+    stale too, but the sweep had submitted to it, so it is reattached (collected, one action), not skipped."""
+    from airflow_provider_liveresponse.fleet.sweep import Sweep
+
+    poll = Sweep.poll
+    gone: list[str] = []
+
+    def poll_then_die(self: Sweep) -> None:
+        poll(self)
+        if not gone and self.submitted >= 60:
+            first = min(fleet.state.actions.values(), key=lambda action: action.created)
+            fleet.state.set_device_online(first.machine_id, False)
+            gone.append(first.machine_id)
+            raise RuntimeError("the worker died mid-sweep")
+
+    monkeypatch.setattr(Sweep, "poll", poll_then_die)
+    # stale_after is on MDE's clock (lastSeen): a simulated minute behind the freshest; the retry starts more
+    # than a tenth of a real second (a simulated minute at 600x) after the device went silent.
+    sweep = SWEEP.replace(
+        'comment="IR-1: fleet triage",', 'comment="IR-1: fleet triage", stale_after=60, skip_stale=True,'
+    )
+    run = dags.run(sweep, prelude=PRELUDE)
+
+    assert dags.states(run) == {("sweep", -1): "success"}
+    summary = dags.xcom(run, "sweep")
+    assert summary["counts"]["collected"] == DEVICES - 20
+    assert summary["counts"]["offline"] == 20
+    per_device = actions_per_device(fleet)
+    silent, inactive = hosts(fleet, "activeOfflineHosts"), hosts(fleet, "inactiveHosts")
+    assert not (silent | inactive) & set(per_device)
+    assert set(per_device.values()) == {1}
+    rows = {row["machine_id"]: row for row in summary["devices"] if row.get("machine_id")}
+    assert {rows[d]["outcome"] for d in silent} == {"offline"}
+    assert all(rows[d]["reason"].startswith("not submitted: last seen ") for d in silent)
+    assert all("min behind the fleet (stale_after 60 s, skip_stale)" in rows[d]["reason"] for d in silent)
+    assert rows[gone[0]]["outcome"] == "collected"
+
+
+def test_skip_stale_without_stale_after_fails_when_the_dag_is_parsed() -> None:
+    from airflow_provider_liveresponse.exceptions import LiveResponseConfigError
+    from airflow_provider_liveresponse.models import RunScript
+    from airflow_provider_liveresponse.operators.fleet import FleetLiveResponseOperator
+
+    with pytest.raises(LiveResponseConfigError, match=r"skip_stale=True needs stale_after .* stale_after=3600"):
+        FleetLiveResponseOperator(task_id="sweep", machine_tag="t", commands=[RunScript("triage.ps1")], skip_stale=True)
+    with pytest.raises(LiveResponseConfigError, match="skip_stale must be True or False"):
+        FleetLiveResponseOperator(
+            task_id="sweep", machine_tag="t", commands=[RunScript("triage.ps1")], stale_after=60, skip_stale="yes"
+        )
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
