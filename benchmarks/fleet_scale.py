@@ -56,6 +56,8 @@ READS_PER_HOUR = 1500
 #: real second to hold MDE's 10 submissions a simulated minute.
 FLEET_SPEED = 4.0
 SCALE_SPEED = float(os.environ.get("BENCH_FLEET_SCALE_SPEED", "20"))
+#: ``BENCH_FLEET_SCALE_SKIP_STALE=1``: the sweep runs with ``skip_stale`` (stale devices reported, not submitted).
+SKIP_STALE = os.environ.get("BENCH_FLEET_SCALE_SKIP_STALE", "") == "1"
 TASK_PROCESS = re.compile(r"^airflow worker -- [0-9a-f-]{36}$")
 
 
@@ -110,6 +112,7 @@ def _conf(speed: float, evidence: Path | None, target: dict[str, Any]) -> dict[s
         "destination": evidence.as_uri() if evidence is not None else "",
         "pickup_timeout": PICKUP_TIMEOUT / speed,
         "offline_retries": 0,
+        "skip_stale": SKIP_STALE and "machine_tag" in target,
         "submissions_per_minute": 10 * speed,
         "max_concurrent_sessions": 25,
         "read_calls_per_minute": int(100 * speed),
@@ -227,7 +230,15 @@ def _report(
     ok = run["state"] == "success"
     passed = ok and ratio <= RATIO_TARGET
     result.check(f"{title}: sweep time / online bound", f"{ratio:.3f}", f"<= {RATIO_TARGET}", passed)
-    if silent:
+    if silent and SKIP_STALE:
+        reported = sum(1 for row in run["outcome"].get("devices", []) if "skip_stale" in row.get("reason", ""))
+        result.check(
+            f"{title}: Active-offline devices submitted; reported stale, not submitted",
+            f"{m['silent_actions']}; {reported}",
+            f"0; {silent}",
+            m["silent_actions"] == 0 and reported == silent,
+        )
+    elif silent:
         result.check(
             f"{title}: sweep time / (online + Active-offline) bound",
             f"{ratio_must:.3f}",
@@ -289,6 +300,7 @@ def _run(devices: int, offline_fraction: float, speed: float, by_host: bool, sto
         finally:
             sim.stop()
     title = f"{devices} devices" + (f", {offline_fraction:.0%} offline" if offline_fraction else " by host name")
+    title += ", skip_stale" if SKIP_STALE and not by_host else ""
     _report(result, title, speed, run, measured, {"online": len(online), "silent": len(silent)})
     return result
 
