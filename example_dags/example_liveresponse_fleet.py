@@ -11,7 +11,9 @@ What it does
        platforms live response does not reach.
     3. Submits in paced waves inside MDE's limits, waits on the worker, and cancels the action of a device that
        reads Active but does not pick it up within ``pickup_timeout`` (reported "offline: not collected", tried
-       ``offline_retries`` more times after the others).
+       ``offline_retries`` more times after the others). A device whose lastSeen is ``stale_after`` behind the
+       freshest is probably offline: submitted spread through the queue, or (``skip_stale``) not at all, reported
+       "offline: not submitted" with its lastSeen, for a later run to try.
     4. Streams each collected device's results and a manifest into
        ``{destination}/{host}_{machine id}/{action id}/`` (check them with
        ``python -m airflow_provider_liveresponse verify {destination}``).
