@@ -210,33 +210,36 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
             "poll_interval": validation.duration,
         }
         for name, check in checks.items():
-            value = getattr(self, name)
-            if isinstance(value, str) and templated_allowed and "{{" in value:
-                continue
-            if isinstance(value, str) and not templated_allowed:
-                value = validation.rendered_number(value)  # rendered text (a DAG without render_template_as_native_obj)
-            try:
-                setattr(self, name, check(value, name))
-            except ValueError as exc:
-                if templated_allowed:
-                    raise
-                raise type(exc)(f"Task {self.task_id}: {exc}") from None
-        skip_stale = self.skip_stale
-        if isinstance(skip_stale, str) and templated_allowed and "{{" in skip_stale:
-            return
-        if isinstance(skip_stale, str) and not templated_allowed and skip_stale in ("True", "False"):
-            skip_stale = skip_stale == "True"  # rendered text (a DAG without render_template_as_native_obj)
-        try:
-            self.skip_stale = validation.flag(skip_stale, "skip_stale")
-        except ValueError as exc:
-            if templated_allowed:
-                raise
-            raise type(exc)(f"Task {self.task_id}: {exc}") from None
-        if self.skip_stale and self.stale_after is None:
+            # rendered text (a DAG without render_template_as_native_obj): "900", "None"
+            self._check(name, check, validation.rendered_number, templated_allowed=templated_allowed)
+        self._check("skip_stale", validation.flag, _rendered_flag, templated_allowed=templated_allowed)
+        if self.skip_stale is True and self.stale_after is None:
             raise LiveResponseConfigError(
                 f"Task {self.task_id}: skip_stale=True needs stale_after (the lastSeen age, in seconds behind the "
                 "fleet's freshest, that makes a device stale), for example stale_after=3600; or drop skip_stale"
             )
+
+    def _check(
+        self,
+        name: str,
+        check: Callable[[Any, str], Any],
+        rendered: Callable[[str], Any],
+        *,
+        templated_allowed: bool,
+    ) -> None:
+        """Check (and normalise) one setting: a template is left for :meth:`execute`, which checks the rendered
+        value (text turned into what it says by ``rendered`` first), its error naming the task."""
+        value = getattr(self, name)
+        if isinstance(value, str) and templated_allowed and "{{" in value:
+            return
+        if isinstance(value, str) and not templated_allowed:
+            value = rendered(value)
+        try:
+            setattr(self, name, check(value, name))
+        except ValueError as exc:
+            if templated_allowed:
+                raise
+            raise type(exc)(f"Task {self.task_id}: {exc}") from None
 
     def _validated(self, context: Context) -> tuple[list[Command], str, tuple[str, Any]]:
         """The rendered parameters, checked before any API call."""
@@ -368,6 +371,11 @@ class FleetLiveResponseOperator(LiveResponseHookMixin, BaseOperator):
             self.read_calls_per_hour,
         )
         sweep.run()
+
+
+def _rendered_flag(text: str) -> Any:
+    """A rendered template's True or False (``"True"``, ``"False"``); other text unchanged, for the check to refuse."""
+    return {"True": True, "False": False}.get(text, text)
 
 
 def _shared(budget: int, share: float) -> int:
