@@ -45,12 +45,16 @@ class Plan:
     reference: datetime | None = None
 
 
+def _last_seen(machine: Machine) -> str:
+    """The device's lastSeen to the minute, as the outcome table shows it."""
+    return machine.last_seen.strftime("%Y-%m-%dT%H:%MZ") if machine.last_seen else "an unknown time"
+
+
 def skip_reason(machine: Machine) -> DeviceOutcome | None:
     """Why ``machine`` is not sent live response at all, or None."""
     name = target_name(machine)
     if (machine.health_status or "").lower() == "inactive":
-        since = machine.last_seen.strftime("%Y-%m-%dT%H:%MZ") if machine.last_seen else "an unknown time"
-        return DeviceOutcome(name, OFFLINE, f"inactive since {since}", machine.id)
+        return DeviceOutcome(name, OFFLINE, f"inactive since {_last_seen(machine)}", machine.id)
     if machine.onboarding_status and machine.onboarding_status.lower() != "onboarded":
         return DeviceOutcome(name, SKIPPED, f"not onboarded ({machine.onboarding_status})", machine.id)
     if (machine.os_platform or "").lower() in UNSUPPORTED_PLATFORMS:
@@ -61,13 +65,12 @@ def skip_reason(machine: Machine) -> DeviceOutcome | None:
 def stale_outcome(machine: Machine, reference: datetime | None, stale_after: timedelta) -> DeviceOutcome:
     """The outcome of a stale device not submitted (``skip_stale``): offline, with how far behind it was."""
     seen = machine.last_seen
-    since = seen.strftime("%Y-%m-%dT%H:%MZ") if seen else "an unknown time"
     behind = f", {(reference - seen).total_seconds() / 60:.0f} min behind the fleet" if reference and seen else ""
     return DeviceOutcome(
         target_name(machine),
         OFFLINE,
-        f"not submitted: last seen {since}{behind} (stale_after {stale_after.total_seconds():g} s, skip_stale); "
-        "a rerun of the sweep tries it again",
+        f"not submitted: last seen {_last_seen(machine)}{behind} "
+        f"(stale_after {stale_after.total_seconds():g} s, skip_stale); a rerun of the sweep tries it again",
         machine.id,
     )
 
