@@ -146,15 +146,16 @@ def test_skip_stale_submits_nothing_to_stale_devices_and_a_retry_reattaches_to_o
         poll(self)
         if not gone and self.submitted >= 60:
             first = min(fleet.state.actions.values(), key=lambda action: action.created)
-            fleet.state.set_device_online(first.machine_id, False)
+            device = fleet.state.set_device_online(first.machine_id, False)
+            with fleet.state.lock:
+                device.last_seen -= 3600  # silent for an hour, like the Active-offline ones: stale at the retry
             gone.append(first.machine_id)
             raise RuntimeError("the worker died mid-sweep")
 
     monkeypatch.setattr(Sweep, "poll", poll_then_die)
-    # stale_after is on MDE's clock (lastSeen): a simulated minute behind the freshest; the retry starts more
-    # than a tenth of a real second (a simulated minute at 600x) after the device went silent.
+    # stale_after is on MDE's clock (lastSeen): half an hour behind the freshest, whatever the machine's speed.
     sweep = SWEEP.replace(
-        'comment="IR-1: fleet triage",', 'comment="IR-1: fleet triage", stale_after=60, skip_stale=True,'
+        'comment="IR-1: fleet triage",', 'comment="IR-1: fleet triage", stale_after=1800, skip_stale=True,'
     )
     run = dags.run(sweep, prelude=PRELUDE)
 
@@ -169,7 +170,7 @@ def test_skip_stale_submits_nothing_to_stale_devices_and_a_retry_reattaches_to_o
     rows = {row["machine_id"]: row for row in summary["devices"] if row.get("machine_id")}
     assert {rows[d]["outcome"] for d in silent} == {"offline"}
     assert all(rows[d]["reason"].startswith("not submitted: last seen ") for d in silent)
-    assert all("min behind the fleet (stale_after 60 s, skip_stale)" in rows[d]["reason"] for d in silent)
+    assert all("min behind the fleet (stale_after 1800 s, skip_stale)" in rows[d]["reason"] for d in silent)
     assert rows[gone[0]]["outcome"] == "collected"
 
 
